@@ -1,0 +1,160 @@
+"""``build_loader``: the convenient assembly of the public nodes into a ``torchdata`` Loader.
+
+Graph::
+
+    SampleIndexSource (sharding filter, the only state)
+      -> ParallelMapper(SamplePipeline, in_order=True)   manifest row, metadata, timepoints, read, transform
+      -> Batcher -> Mapper(collate_samples) -> Prefetcher [-> PinMemory] -> TimelapseLoader
+"""
+
+from __future__ import annotations
+
+import copy
+import multiprocessing
+from typing import Any, Mapping
+
+from torchdata.nodes import Batcher, BaseNode, Loader, Mapper, ParallelMapper, PinMemory, Prefetcher
+
+from .assembly import Prepared, prepare
+from .errors import ConfigError, StateError
+from .nodes.collate import collate_samples
+from .nodes.sample_indices import SampleIndexSource, check_state
+from .sharding import resolve_shard
+
+__all__ = ["build_loader", "TimelapseLoader", "find_index_state"]
+
+WORKER_METHODS = ("thread", "process")
+
+
+def find_index_state(state: Any) -> dict[str, Any] | None:
+    """The ``SampleIndexSource`` state inside a nested torchdata state dict (or the dict itself)."""
+    if not isinstance(state, Mapping):
+        return None
+    if SampleIndexSource.CONFIG_KEY in state and SampleIndexSource.VERSION_KEY in state:
+        return dict(state)
+    for value in state.values():
+        found = find_index_state(value)
+        if found is not None:
+            return found
+    return None
+
+
+class TimelapseLoader(Loader):
+    """A ``torchdata.nodes.Loader`` whose state is the library's own small JSON dict.
+
+    ``state_dict()`` returns ``{version, config, epoch, position, yielded, world_size}`` as of the
+    last batch delivered (not prefetched). ``load_state_dict`` accepts it, or a nested torchdata
+    state, from a loader with any ``num_workers``, ``worker_method``, ``prefetch`` or world size.
+    """
+
+    def __init__(self, root: BaseNode, index_source: SampleIndexSource, prepared: Prepared,
+                 batch_size: int, drop_last: bool) -> None:
+        super().__init__(root, restart_on_stop_iteration=True)
+        self.index_source = index_source
+        self.prepared = prepared
+        self.batch_size = batch_size
+        self.drop_last = drop_last
+
+    def state_dict(self) -> dict[str, Any]:
+        found = find_index_state(super().state_dict())
+        assert found is not None, "the graph lost its SampleIndexSource state"
+        return found
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], force: bool = False) -> None:
+        """Resume from ``state_dict`` on the next ``iter()``. ``force=True`` accepts a state from
+        another config or manifest (same position, new content)."""
+        found = find_index_state(state_dict)
+        if found is None:
+            raise StateError("state has no timelapse_pipes position; pass what loader.state_dict() returned.")
+        found = copy.deepcopy(found)
+        if force and isinstance(found.get(SampleIndexSource.CONFIG_KEY), dict):
+            found[SampleIndexSource.CONFIG_KEY] = dict(self.index_source.config)
+        check_state(found, self.index_source.config)
+        self.index_source.queue_restore(found)
+        self._next_iter_state_dict = None
+        self._iter_for_state_dict = False
+
+    def set_epoch(self, epoch: int) -> None:
+        """Start the next ``iter()`` at ``epoch`` (Lightning-style epoch sync)."""
+        self.index_source.set_epoch(epoch)
+
+    @property
+    def epoch(self) -> int:
+        return self.index_source.epoch
+
+    def __len__(self) -> int:
+        """Batches per epoch on this rank."""
+        from .sharding import shard_length
+
+        samples = shard_length(self.prepared.num_samples, 0, self.index_source.shard)
+        return samples // self.batch_size if self.drop_last else -(-samples // self.batch_size)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters of this process: skipped samples, retries, bad files, open readers."""
+        pipeline = self.prepared.pipeline
+        return {"skips": pipeline.skips, "retries": pipeline.retries, "bad_files": sorted(pipeline.bad_files)}
+
+
+def build_loader(
+    path: str | Mapping[str, Any],
+    *,
+    split: str | None = "train",
+    batch_size: int = 1,
+    drop_last: bool = False,
+    num_workers: int = 0,
+    worker_method: str = "thread",
+    multiprocessing_context: str | None = "forkserver",
+    prefetch: int = 2,
+    pin_memory: bool = False,
+    rank: int | None = None,
+    world_size: int | None = None,
+    shard_drop_last: bool = False,
+    initial_epoch: int = 0,
+    **options: Any,
+) -> TimelapseLoader:
+    """A resumable ``torchdata.nodes.Loader`` over collated batches of timelapse samples.
+
+    ``options`` are those of :func:`timelapse_pipes.assembly.prepare` (manifest columns, sampling,
+    reading, transforms, ``on_error``...). Start-up reads the manifest only: no image is opened
+    until the first batch is requested. Iterating the loader again starts the next epoch.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size={batch_size!r} must be an integer >= 1.")
+    if worker_method not in WORKER_METHODS:
+        raise ConfigError(f"worker_method={worker_method!r} must be one of {WORKER_METHODS}.")
+    if num_workers < 0 or prefetch < 0:
+        raise ConfigError(f"num_workers={num_workers} and prefetch={prefetch} must be >= 0.")
+    prepared = prepare(path, split=split, **options)
+    shard = resolve_shard(rank, world_size, shard_drop_last)
+    index_source = SampleIndexSource(prepared.num_samples, shard, initial_epoch=initial_epoch,
+                                     config=prepared.config)
+    root = build_graph(index_source, prepared, batch_size=batch_size, drop_last=drop_last,
+                       num_workers=num_workers, worker_method=worker_method,
+                       multiprocessing_context=multiprocessing_context, prefetch=prefetch,
+                       pin_memory=pin_memory)
+    return TimelapseLoader(root, index_source, prepared, batch_size, drop_last)
+
+
+def build_graph(index_source: SampleIndexSource, prepared: Prepared, *, batch_size: int,
+                drop_last: bool, num_workers: int, worker_method: str,
+                multiprocessing_context: str | None, prefetch: int, pin_memory: bool) -> BaseNode:
+    """Compose the public nodes into the batch graph that ``build_loader`` wraps."""
+    node: BaseNode
+    if num_workers == 0:
+        node = Mapper(index_source, prepared.pipeline)
+    else:
+        context = multiprocessing_context if worker_method == "process" else None
+        if context == "forkserver":
+            multiprocessing.get_context("forkserver").set_forkserver_preload(["timelapse_pipes"])
+        node = ParallelMapper(index_source, prepared.pipeline, num_workers=num_workers, in_order=True,
+                              method=worker_method, multiprocessing_context=context)  # type: ignore[arg-type]
+    node = Batcher(node, batch_size=batch_size, drop_last=drop_last)
+    node = Mapper(node, collate_samples)
+    if prefetch:
+        node = Prefetcher(node, prefetch_factor=prefetch)
+    if pin_memory:
+        import torch
+
+        if torch.cuda.is_available():
+            node = PinMemory(node)
+    return node

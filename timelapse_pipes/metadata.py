@@ -1,0 +1,257 @@
+"""Image metadata, read once per (file, scene, level), lazily, and optionally persisted.
+
+:class:`MetadataCache` keeps :class:`ImageMetadata` for the life of the process. Given
+``persist_path`` it also stores them in a JSON file keyed by path + size + mtime (or ETag), so a
+second run plans without opening any image. The file is written atomically (temporary file, then
+rename) and merged with what other processes wrote. It is never written beside the data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Mapping
+
+import fsspec
+
+from .errors import ConfigError, ImageReadError, SampleError
+from .manifest import ManifestRow
+from .readers import ReaderCache, load_reader_class, reader_for_path
+
+__all__ = ["ImageMetadata", "MetadataCache", "file_signature"]
+
+CACHE_VERSION = 1
+VERSION_KEY = "version"
+ENTRIES_KEY = "entries"
+AXES = "TCZYX"
+
+
+@dataclass(frozen=True)
+class ImageMetadata:
+    """What planning needs to know about one (file, scene, level)."""
+
+    path: str
+    reader: str
+    scenes: tuple[str, ...]
+    scene_index: int
+    resolution: int
+    resolution_levels: tuple[int, ...]
+    dims: dict[str, int]
+    dtype: str
+    physical_pixel_sizes: tuple[float | None, float | None, float | None]
+    channel_names: tuple[str, ...] | None
+
+    @property
+    def scene(self) -> str:
+        return self.scenes[self.scene_index]
+
+    @property
+    def has_samples_axis(self) -> bool:
+        """True for RGB(A) images whose samples live on a separate S axis."""
+        return self.dims.get("S", 1) > 1
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "ImageMetadata":
+        return cls(
+            path=data["path"], reader=data["reader"], scenes=tuple(data["scenes"]),
+            scene_index=int(data["scene_index"]), resolution=int(data["resolution"]),
+            resolution_levels=tuple(data["resolution_levels"]), dims=dict(data["dims"]),
+            dtype=str(data["dtype"]), physical_pixel_sizes=tuple(data["physical_pixel_sizes"]),  # type: ignore[arg-type]
+            channel_names=None if data["channel_names"] is None else tuple(data["channel_names"]),
+        )
+
+
+def _reader_name(cls: type) -> str:
+    return f"{cls.__module__.split('.')[0]}.{cls.__name__}"
+
+
+def _discover_reader(path: str, fs_kwargs: Mapping[str, Any] | None) -> type:
+    from bioio import BioImage
+
+    try:
+        return type(BioImage(path, fs_kwargs=dict(fs_kwargs or {})).reader)
+    except FileNotFoundError:
+        raise ImageReadError(f"{path}: file not found; fix the manifest path.") from None
+    except Exception as exc:
+        raise ImageReadError(
+            f"{path}: no installed bioio reader can open it ({type(exc).__name__}: {exc}). "
+            f"Install the plugin for this format or set a 'reader' column."
+        ) from exc
+
+
+def _safe(getter: Any) -> Any:
+    try:
+        return getter()
+    except Exception:  # some readers raise on missing optional metadata: report None
+        return None
+
+
+def _resolve_scene(scene: int | str, scenes: tuple[str, ...], where: str, path: str) -> int:
+    if isinstance(scene, int):
+        if scene >= len(scenes):
+            raise SampleError(
+                f"{where}: scene {scene} is out of range; {path} has {len(scenes)} scene(s): {list(scenes)}."
+            )
+        return scene
+    if scene not in scenes:
+        raise SampleError(f"{where}: scene {scene!r} is not in {path}; its scenes are {list(scenes)}.")
+    return scenes.index(scene)
+
+
+def read_metadata(row: ManifestRow, readers: ReaderCache, reader: str | None = None,
+                  fs_kwargs: Mapping[str, Any] | None = None) -> ImageMetadata:
+    """Open the row's file (through ``readers``, so the open is reused for reading)."""
+    name = row.reader or reader or reader_for_path(row.path)
+    reader_class = load_reader_class(name) if name else _discover_reader(row.path, fs_kwargs)
+    first = readers.get(row.path, reader_class, 0, 0, fs_kwargs).image
+    scenes = tuple(str(s) for s in first.scenes)
+    scene_index = _resolve_scene(row.scene, scenes, row.where, row.path)
+    image = first if scene_index == 0 else readers.get(row.path, reader_class, scene_index, 0, fs_kwargs).image
+    levels = tuple(int(level) for level in (_safe(lambda: image.resolution_levels) or (0,)))
+    if row.resolution not in levels:
+        raise SampleError(
+            f"{row.where}: resolution level {row.resolution} not found in {row.path} scene "
+            f"{scenes[scene_index]!r}; available levels are {list(levels)}."
+        )
+    if row.resolution:
+        image = readers.get(row.path, reader_class, scene_index, row.resolution, fs_kwargs).image
+    try:
+        dims = {axis: int(size) for axis, size in zip(image.dims.order, image.dims.shape)
+                if axis in AXES or axis == "S"}
+        dtype = str(image.dtype)
+    except Exception as exc:
+        raise ImageReadError(f"{row.path}: could not read dimensions: {type(exc).__name__}: {exc}") from exc
+    sizes = _safe(lambda: image.physical_pixel_sizes)
+    names = _safe(lambda: image.channel_names)
+    return ImageMetadata(
+        path=row.path,
+        reader=_reader_name(reader_class),
+        scenes=scenes,
+        scene_index=scene_index,
+        resolution=row.resolution,
+        resolution_levels=levels,
+        dims={axis: dims.get(axis, 1) for axis in AXES} | ({"S": dims["S"]} if "S" in dims else {}),
+        dtype=dtype,
+        physical_pixel_sizes=(None, None, None) if sizes is None else tuple(  # type: ignore[arg-type]
+            None if v is None else float(v) for v in (sizes.Z, sizes.Y, sizes.X)),
+        channel_names=None if names is None else tuple(str(n) for n in names),
+    )
+
+
+def file_signature(path: str, fs_kwargs: Mapping[str, Any] | None = None) -> str:
+    """``size|mtime`` (or ETag) of a file; for a zarr folder, of its root metadata document."""
+    if "://" not in path:
+        target = path
+        for name in ("zarr.json", ".zattrs", ".zgroup"):
+            if os.path.isfile(os.path.join(path, name)):
+                target = os.path.join(path, name)
+                break
+        try:
+            stat = os.stat(target)
+        except FileNotFoundError:
+            raise ImageReadError(f"{path}: file not found; fix the manifest path.") from None
+        return f"{stat.st_size}|{stat.st_mtime_ns}"
+    fs, _, (stripped,) = fsspec.get_fs_token_paths(path, storage_options=dict(fs_kwargs or {}))
+    info = fs.info(stripped)
+    tag = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified") or ""
+    return f"{info.get('size', '')}|{tag}"
+
+
+class MetadataCache:
+    """In-process cache of :class:`ImageMetadata`, optionally persisted to a JSON file."""
+
+    FLUSH_INTERVAL_S = 2.0
+
+    def __init__(self, persist_path: str | os.PathLike | None = None, reader: str | None = None,
+                 fs_kwargs: Mapping[str, Any] | None = None) -> None:
+        self.persist_path = None if persist_path is None else os.fspath(persist_path)
+        if self.persist_path is not None and "://" in self.persist_path:
+            raise ConfigError(f"metadata_cache={self.persist_path!r} must be a local file path.")
+        self.reader = reader
+        self.fs_kwargs = dict(fs_kwargs or {})
+        self._memory: dict[tuple, ImageMetadata] = {}
+        self._persisted: dict[str, dict] | None = None
+        self._dirty = False
+        self._last_flush = 0.0
+        self._lock = threading.Lock()
+        self.files_opened = 0
+
+    def __getstate__(self) -> dict:
+        return {"persist_path": self.persist_path, "reader": self.reader, "fs_kwargs": self.fs_kwargs}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["persist_path"], state["reader"], state["fs_kwargs"])  # type: ignore[misc]
+
+    def get(self, row: ManifestRow, readers: ReaderCache) -> ImageMetadata:
+        """Metadata for the row's (file, scene, level, reader), reading the file only on a miss."""
+        key = (row.path, row.scene, row.resolution, row.reader)
+        found = self._memory.get(key)
+        if found is not None:
+            return found
+        persisted_key = None
+        if self.persist_path is not None:
+            persisted_key = json.dumps([row.path, file_signature(row.path, self.fs_kwargs), row.scene,
+                                        row.resolution, row.reader or self.reader])
+            entry = self._load_persisted().get(persisted_key)
+            if entry is not None:
+                found = ImageMetadata.from_json(entry)
+        if found is None:
+            found = read_metadata(row, readers, self.reader, self.fs_kwargs)
+            with self._lock:
+                self.files_opened += 1
+                if persisted_key is not None:
+                    self._load_persisted()[persisted_key] = found.to_json()
+                    self._dirty = True
+            if self._dirty and time.monotonic() - self._last_flush > self.FLUSH_INTERVAL_S:
+                self.flush()
+        self._memory[key] = found
+        return found
+
+    def _load_persisted(self) -> dict[str, dict]:
+        if self._persisted is None:
+            self._persisted = _read_cache_file(self.persist_path)
+        return self._persisted
+
+    def flush(self) -> None:
+        """Write new entries to ``persist_path`` atomically, merged with what is already there."""
+        if self.persist_path is None or not self._dirty:
+            return
+        with self._lock:
+            merged = _read_cache_file(self.persist_path)
+            merged.update(self._load_persisted())
+            folder = os.path.dirname(os.path.abspath(self.persist_path))
+            os.makedirs(folder, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=folder, prefix=".metadata-", suffix=".json.tmp")
+            with os.fdopen(handle, "w") as stream:
+                json.dump({VERSION_KEY: CACHE_VERSION, ENTRIES_KEY: merged}, stream)
+            os.replace(temporary, self.persist_path)
+            self._persisted = merged
+            self._dirty = False
+            self._last_flush = time.monotonic()
+
+    def __del__(self) -> None:
+        try:
+            self.flush()
+        except Exception:
+            pass
+
+
+def _read_cache_file(path: str | None) -> dict[str, dict]:
+    if path is None or not os.path.exists(path):
+        return {}
+    try:
+        with open(path) as stream:
+            data = json.load(stream)
+    except (OSError, json.JSONDecodeError):
+        return {}  # a damaged cache only costs re-reading metadata
+    if not isinstance(data, dict) or data.get(VERSION_KEY) != CACHE_VERSION:
+        return {}
+    entries = data.get(ENTRIES_KEY)
+    return dict(entries) if isinstance(entries, dict) else {}

@@ -1,0 +1,37 @@
+"""Collating samples into batches: arrays and numbers to stacked tensors, the rest to lists."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+__all__ = ["collate_samples"]
+
+
+def _collate_values(values: list[Any]) -> Any:
+    first = values[0]
+    if isinstance(first, torch.Tensor):
+        return torch.stack(values)
+    if isinstance(first, np.ndarray):
+        return torch.from_numpy(np.stack(values))
+    if isinstance(first, (bool, int, float, np.number)) and not isinstance(first, np.bool_):
+        return torch.tensor(values)
+    if isinstance(first, list) and first and all(isinstance(v, list) and len(v) == len(first) for v in values) \
+            and all(isinstance(x, int) for v in values for x in v):
+        return torch.tensor(values)
+    return values
+
+
+def collate_samples(samples: Sequence[Any]) -> dict[str, Any]:
+    """Collate sample dicts; lists of dicts (the "separate" layout) are flattened first.
+
+    ``raw`` becomes a ``[B, ...]`` tensor, ``T``/``C`` ``[B, n]`` int tensors when lengths agree,
+    strings and ``meta`` stay lists.
+    """
+    flat: list[dict[str, Any]] = []
+    for sample in samples:
+        flat.extend(sample if isinstance(sample, list) else [sample])
+    keys = flat[0].keys()
+    return {key: _collate_values([s[key] for s in flat]) for key in keys}

@@ -1,0 +1,21 @@
+"""Manifest-reader stage: ``SampleKey -> SamplePlan`` with the sample's row (pure, no I/O)."""
+
+from __future__ import annotations
+
+from ..manifest import Manifest
+from ..planning import SampleKey, row_for_sample
+from ..sample_plan import SamplePlan
+
+__all__ = ["ManifestRowPlanner"]
+
+
+class ManifestRowPlanner:
+    """Attach the manifest row of each sample: a seeded permutation per pass over the rows."""
+
+    def __init__(self, manifest: Manifest, seed: int) -> None:
+        self.manifest = manifest
+        self.seed = seed
+
+    def __call__(self, key: SampleKey) -> SamplePlan:
+        row_index = row_for_sample(self.seed, key.epoch, key.index, len(self.manifest))
+        return SamplePlan(key=key, row_index=row_index, row=self.manifest[row_index])

@@ -1,0 +1,141 @@
+"""The per-sample stages composed into one callable, with the ``on_error`` policy.
+
+``SamplePipeline(key)`` runs manifest row -> metadata -> timepoints -> bioio read -> transform.
+It is what ``build_loader`` hands to one ``ParallelMapper`` (one pickle, one queue hop per
+sample); users composing their own graph can chain the stages as separate ``Mapper`` nodes.
+
+``on_error``:
+
+* ``"raise"`` (default): the first failure stops the loader with the library's error.
+* ``"retry"``: transient I/O errors (connection, timeout, other OS errors that are not "not found"
+  or "permission") are retried with exponential backoff, ``max_retries`` times; then raised.
+* ``"skip"``: a failed sample is replaced by a deterministic substitute, sample ``j`` of the same
+  epoch where ``j`` is drawn from (seed, epoch, i), so resume stays exact. Each bad file is
+  logged once; substitutes are marked ``replaced=True`` in the sample; more than ``max_skips``
+  replacements in one process raise :class:`SkipBudgetExceeded`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable
+
+from ..errors import ConfigError, SkipBudgetExceeded, TimelapsePipesError
+from ..options import ON_ERROR_MODES
+from ..planning import SUBSTITUTE_TAG, SampleKey, sample_rng
+from .bioio_loader import Sample
+
+__all__ = ["SamplePipeline", "is_transient"]
+
+logger = logging.getLogger("timelapse_pipes")
+SUBSTITUTE_ATTEMPTS = 16
+
+
+def is_transient(error: BaseException) -> bool:
+    """True for errors worth retrying: connection drops, timeouts, other non-permanent OS errors."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, (ConnectionError, TimeoutError)):
+            return True
+        if isinstance(seen, OSError) and not isinstance(
+                seen, (FileNotFoundError, PermissionError, IsADirectoryError, TimelapsePipesError)):
+            return True
+        seen = seen.__cause__
+    return False
+
+
+class SamplePipeline:
+    """``SampleKey -> sample``: the composed stages plus the error policy."""
+
+    def __init__(self, stages: list[Callable[[Any], Any]], *, seed: int, num_samples: int,
+                 on_error: str = "raise", max_retries: int = 3, retry_backoff_s: float = 0.2,
+                 max_skips: int = 100) -> None:
+        if on_error not in ON_ERROR_MODES:
+            raise ConfigError(f"on_error={on_error!r} must be one of {ON_ERROR_MODES}.")
+        self.stages = stages
+        self.seed = seed
+        self.num_samples = num_samples
+        self.on_error = on_error
+        self.max_retries = max_retries
+        self.retry_backoff_s = retry_backoff_s
+        self.max_skips = max_skips
+        self._init_counters()
+
+    def _init_counters(self) -> None:
+        self._lock = threading.Lock()
+        self.skips = 0
+        self.retries = 0
+        self.bad_files: set[str] = set()
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        for name in ("_lock", "skips", "retries", "bad_files"):
+            state.pop(name)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._init_counters()
+
+    def run_stages(self, key: SampleKey) -> Sample:
+        """The stages alone, no error policy."""
+        item: Any = key
+        for stage in self.stages:
+            item = stage(item)
+        return item
+
+    def __call__(self, key: SampleKey) -> Sample:
+        if self.on_error == "skip":
+            return self._with_substitutes(key)
+        return self._with_retries(key)
+
+    def _with_retries(self, key: SampleKey) -> Sample:
+        attempt = 0
+        while True:
+            try:
+                return self.run_stages(key)
+            except Exception as error:
+                if self.on_error != "retry" or attempt >= self.max_retries or not is_transient(error):
+                    raise
+                with self._lock:
+                    self.retries += 1
+                time.sleep(self.retry_backoff_s * (2 ** attempt))
+                attempt += 1
+
+    def _with_substitutes(self, key: SampleKey) -> Sample:
+        rng = sample_rng(self.seed, key.epoch, key.index, SUBSTITUTE_TAG)
+        candidate, failure = key, None
+        for _ in range(SUBSTITUTE_ATTEMPTS):
+            try:
+                sample = self.run_stages(candidate)
+            except Exception as error:  # noqa: BLE001 - the policy is to replace any failed sample
+                failure = error
+                self._record_skip(error)
+                candidate = SampleKey(key.epoch, int(rng.integers(self.num_samples)))
+                continue
+            return _mark(sample, replaced=candidate != key)
+        raise SkipBudgetExceeded(
+            f"sample {key.index} of epoch {key.epoch} and {SUBSTITUTE_ATTEMPTS - 1} substitutes all "
+            f"failed; last error: {failure}"
+        ) from failure
+
+    def _record_skip(self, error: BaseException) -> None:
+        with self._lock:
+            self.skips += 1
+            message = str(error)
+            if message not in self.bad_files:
+                self.bad_files.add(message)
+                logger.warning("timelapse_pipes: skipping a sample: %s", message)
+            if self.skips > self.max_skips:
+                raise SkipBudgetExceeded(
+                    f"on_error='skip' replaced {self.skips} samples, over max_skips={self.max_skips}; "
+                    f"last error: {message}. Fix the manifest (`timelapse-pipes inspect`) or raise max_skips."
+                ) from error
+
+
+def _mark(sample: Sample | list[Sample], replaced: bool) -> Sample | list[Sample]:
+    for item in sample if isinstance(sample, list) else [sample]:
+        item["replaced"] = replaced
+    return sample

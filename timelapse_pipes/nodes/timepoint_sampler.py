@@ -1,0 +1,33 @@
+"""Timepoint stage: choose the sample's timepoints and crop offset (pure given the metadata)."""
+
+from __future__ import annotations
+
+from ..dims import effective_dims
+from ..options import SampleOptions
+from ..planning import choose_crop_offset, choose_timepoints
+from ..sample_plan import SamplePlan
+
+__all__ = ["TimepointSampler"]
+
+
+class TimepointSampler:
+    """``SamplePlan -> SamplePlan`` with ``timepoints`` (and ``crop_offset`` when cropping)."""
+
+    def __init__(self, options: SampleOptions) -> None:
+        self.options = options
+
+    def __call__(self, plan: SamplePlan) -> SamplePlan:
+        assert plan.metadata is not None, "MetadataCacher must run before TimepointSampler"
+        options, row, key = self.options, plan.row, plan.key
+        dims = effective_dims(plan.metadata, row.time_axis or options.time_axis)
+        stop = dims["T"] if row.stop is None else row.stop
+        timepoints = choose_timepoints(
+            options.seed, key.epoch, key.index, row.start, stop, options.num_timepoints,
+            options.timepoint_sampling, options.uniform_jitter, where=row.where,
+        )
+        offset = None
+        if options.crop is not None:
+            frame = [dims[a] for a in ("ZYX" if options.spatial_dims == 3 else "YX")]
+            offset = choose_crop_offset(options.seed, key.epoch, key.index, frame, options.crop,
+                                        where=row.where)
+        return plan.with_(timepoints=timepoints, crop_offset=offset)

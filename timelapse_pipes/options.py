@@ -1,0 +1,94 @@
+"""The per-sample options shared by the planning and loading stages, validated once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from .errors import ConfigError
+from .planning import TIMEPOINT_SAMPLERS, CropSpec
+
+__all__ = ["SampleOptions", "TIMEPOINT_LAYOUTS", "ON_ERROR_MODES"]
+
+TIMEPOINT_LAYOUTS = ("stack", "separate")
+ON_ERROR_MODES = ("raise", "skip", "retry")
+TIME_AXES = ("T", "Z", "C")
+
+
+def _dtype_name(dtype: Any) -> str:
+    if isinstance(dtype, str) and dtype.startswith("numpy."):
+        dtype = dtype[len("numpy."):]
+    try:
+        return np.dtype(dtype).name
+    except TypeError:
+        raise ConfigError(f"dtype={dtype!r} is not a numpy dtype (e.g. 'float32', numpy.uint16).") from None
+
+
+@dataclass(frozen=True)
+class SampleOptions:
+    """How every sample is planned and read. See ``build_loader`` for each option."""
+
+    seed: int = 0
+    num_timepoints: int = 1
+    timepoint_sampling: str = "random"
+    uniform_jitter: bool = True
+    spatial_dims: int = 3
+    dtype: str = "float32"
+    timepoint_layout: str = "stack"
+    out_key: str = "raw"
+    crop: CropSpec | None = None
+    reader: str | None = None
+    time_axis: str = "T"
+    extra_columns: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise ConfigError(f"seed={self.seed!r} must be a non-negative integer.")
+        if isinstance(self.num_timepoints, bool) or not isinstance(self.num_timepoints, (int, np.integer)) \
+                or self.num_timepoints < 1:
+            raise ConfigError(f"num_timepoints={self.num_timepoints!r} must be an integer >= 1.")
+        if self.timepoint_sampling not in TIMEPOINT_SAMPLERS:
+            raise ConfigError(
+                f"timepoint_sampling={self.timepoint_sampling!r} must be one of {sorted(TIMEPOINT_SAMPLERS)}."
+            )
+        if self.spatial_dims not in (2, 3):
+            raise ConfigError(f"spatial_dims={self.spatial_dims!r} must be 2 (YX) or 3 (ZYX).")
+        if self.timepoint_layout not in TIMEPOINT_LAYOUTS:
+            raise ConfigError(f"timepoint_layout={self.timepoint_layout!r} must be one of {TIMEPOINT_LAYOUTS}.")
+        if self.time_axis not in TIME_AXES:
+            raise ConfigError(f"time_axis={self.time_axis!r} must be one of {TIME_AXES}.")
+        object.__setattr__(self, "seed", int(self.seed))
+        object.__setattr__(self, "num_timepoints", int(self.num_timepoints))
+        object.__setattr__(self, "dtype", _dtype_name(self.dtype))
+        object.__setattr__(self, "crop", CropSpec.parse(self.crop))  # type: ignore[arg-type]
+        object.__setattr__(self, "extra_columns", tuple(self.extra_columns))
+        if self.crop is not None and len(self.crop.roi_size) != self.spatial_dims:
+            raise ConfigError(
+                f"crop roi_size={list(self.crop.roi_size)} must have {self.spatial_dims} sizes "
+                f"for spatial_dims={self.spatial_dims}."
+            )
+
+    def fingerprint_fields(self) -> dict[str, Any]:
+        """Every option that changes what a sample holds (workers and batch size do not)."""
+        return {
+            "seed": self.seed, "num_timepoints": self.num_timepoints,
+            "timepoint_sampling": self.timepoint_sampling, "uniform_jitter": self.uniform_jitter,
+            "spatial_dims": self.spatial_dims, "dtype": self.dtype,
+            "timepoint_layout": self.timepoint_layout,
+            "crop": None if self.crop is None else [list(self.crop.roi_size), self.crop.mode],
+            "reader": self.reader, "time_axis": self.time_axis,
+        }
+
+
+def config_summary(options: SampleOptions, manifest_fingerprint: str, num_samples: int) -> dict[str, Any]:
+    """The small JSON dict a checkpoint carries to prove it belongs to this config and manifest."""
+    return {**options.fingerprint_fields(), "manifest": manifest_fingerprint, "num_samples": num_samples}
+
+
+def summary_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """Human lines naming each field that differs between two config summaries."""
+    names = sorted(set(saved) | set(current))
+    return [f"`{name}`: checkpoint has {saved.get(name)!r}, this loader has {current.get(name)!r}"
+            for name in names if saved.get(name) != current.get(name)]
