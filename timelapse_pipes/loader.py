@@ -56,6 +56,8 @@ class TimelapseLoader(Loader):
         self.drop_last = drop_last
 
     def state_dict(self) -> dict[str, Any]:
+        if self._it is None:  # not iterated yet: answer without starting workers or prefetch
+            return self.index_source.pending_or_current_state()
         found = find_index_state(super().state_dict())
         assert found is not None, "the graph lost its SampleIndexSource state"
         return found
