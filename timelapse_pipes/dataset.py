@@ -15,6 +15,7 @@ from .assembly import prepare
 from .nodes.sample_indices import SampleIndexSource
 from .planning import SampleKey
 from .sharding import resolve_shard
+from .workers import preload_forkserver
 
 __all__ = ["TimelapseDataset", "TimelapseSampler"]
 
@@ -26,6 +27,7 @@ class TimelapseDataset(torch.utils.data.Dataset):
                  initial_epoch: int = 0, **options: Any) -> None:
         self.prepared = prepare(path, split=split, **options)
         self.epoch = int(initial_epoch)
+        preload_forkserver()
 
     def set_epoch(self, epoch: int) -> None:
         """Used for integer indices; ``SampleKey`` indices carry their own epoch."""

@@ -10,7 +10,6 @@ Graph::
 from __future__ import annotations
 
 import copy
-import multiprocessing
 from typing import Any, Mapping
 
 from torchdata.nodes import Batcher, BaseNode, Loader, Mapper, ParallelMapper, PinMemory, Prefetcher
@@ -20,6 +19,7 @@ from .errors import ConfigError, StateError
 from .nodes.collate import collate_samples
 from .nodes.sample_indices import SampleIndexSource, check_state
 from .sharding import resolve_shard
+from .workers import preload_forkserver
 
 __all__ = ["build_loader", "TimelapseLoader", "find_index_state"]
 
@@ -147,7 +147,7 @@ def build_graph(index_source: SampleIndexSource, prepared: Prepared, *, batch_si
     else:
         context = multiprocessing_context if worker_method == "process" else None
         if context == "forkserver":
-            multiprocessing.get_context("forkserver").set_forkserver_preload(["timelapse_pipes"])
+            preload_forkserver()
         node = ParallelMapper(index_source, prepared.pipeline, num_workers=num_workers, in_order=True,
                               method=worker_method, multiprocessing_context=context)  # type: ignore[arg-type]
     node = Batcher(node, batch_size=batch_size, drop_last=drop_last)
