@@ -207,3 +207,16 @@ def test_fork_after_dask_compute_does_not_hang(manifest):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["fork", "6", "forkserver", "6"]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_iter_twice_loses_no_sample(manifest, workers):
+    """tqdm.auto and some trainers call iter() twice; the stale prefetch must not eat indices."""
+    opts = {**options(), "timepoint_layout": "stack", "num_timepoints": 1, "transforms": None}
+    loader = tp.build_loader(manifest, batch_size=2, num_workers=workers, **opts)
+    iter(loader)
+    stream = iter(loader)
+    indices = [i for batch in stream for i in batch["sample_index"].tolist()]
+    assert indices == list(range(10)) and loader.epoch == 0
+    assert [i for b in loader for i in b["sample_index"].tolist()] == list(range(10))
+    assert loader.epoch == 1

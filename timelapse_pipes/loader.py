@@ -10,15 +10,16 @@ Graph::
 from __future__ import annotations
 
 import copy
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from torchdata.nodes import Batcher, BaseNode, Loader, Mapper, ParallelMapper, PinMemory, Prefetcher
+from torchdata.nodes.loader import LoaderIterator
 
 from .assembly import Prepared, prepare
 from .errors import ConfigError, StateError
 from .nodes.collate import collate_samples
 from .nodes.sample_indices import SampleIndexSource, check_state
-from .sharding import resolve_shard
+from .sharding import resolve_shard, shard_length
 from .workers import preload_forkserver
 
 __all__ = ["build_loader", "TimelapseLoader", "find_index_state"]
@@ -45,20 +46,50 @@ class TimelapseLoader(Loader):
     ``state_dict()`` returns ``{version, config, epoch, position, yielded, world_size}`` as of the
     last batch delivered (not prefetched). ``load_state_dict`` accepts it, or a nested torchdata
     state, from a loader with any ``num_workers``, ``worker_method``, ``prefetch`` or world size.
+
+    Every ``iter()`` builds a fresh graph over a fresh :class:`SampleIndexSource`. torchdata joins
+    the previous graph's threads with a short timeout only, so a slow read could otherwise keep
+    pulling indices from a shared source after a restart and silently skip samples. The epoch
+    advances only when the previous ``iter()`` delivered a batch.
     """
 
-    def __init__(self, root: BaseNode, index_source: SampleIndexSource, prepared: Prepared,
-                 batch_size: int, drop_last: bool) -> None:
-        super().__init__(root, restart_on_stop_iteration=True)
-        self.index_source = index_source
+    def __init__(self, build_root: Callable[[SampleIndexSource], BaseNode],
+                 make_source: Callable[[int], SampleIndexSource], prepared: Prepared,
+                 batch_size: int, drop_last: bool, initial_epoch: int = 0) -> None:
+        self._build_root = build_root
+        self._make_source = make_source
+        self.index_source = make_source(initial_epoch)
+        super().__init__(build_root(self.index_source), restart_on_stop_iteration=True)
         self.prepared = prepared
         self.batch_size = batch_size
         self.drop_last = drop_last
+        self._start: dict[str, Any] | None = None  # state the next iter() resumes from
+        self._last_start: dict[str, Any] | None = None  # state the current iteration began from
+        self._next_epoch = int(initial_epoch)
+
+    def __iter__(self) -> LoaderIterator:
+        if self._it is not None and self._start is None:
+            if self._it._num_yielded > 0:
+                self._next_epoch = self.index_source.epoch + 1
+            else:  # nothing delivered (e.g. iter() called twice): restart where that iteration began
+                self._start = self._last_start
+                self._next_epoch = self.index_source.epoch if self._start is None else self._next_epoch
+        source = self._make_source(self._next_epoch)
+        if self._start is not None:
+            source.queue_restore(self._start)
+        self._last_start, self._start = self._start, None
+        self.index_source = source
+        self.root = self._build_root(source)
+        self._it = LoaderIterator(self)
+        self._it.reset(None)
+        return self._it
 
     def state_dict(self) -> dict[str, Any]:
+        if self._start is not None:
+            return dict(self._start)
         if self._it is None:  # not iterated yet: answer without starting workers or prefetch
-            return self.index_source.pending_or_current_state()
-        found = find_index_state(super().state_dict())
+            return self._make_source(self._next_epoch).get_state()
+        found = find_index_state(self._it.state_dict())
         assert found is not None, "the graph lost its SampleIndexSource state"
         return found
 
@@ -72,13 +103,14 @@ class TimelapseLoader(Loader):
         if force and isinstance(found.get(SampleIndexSource.CONFIG_KEY), dict):
             found[SampleIndexSource.CONFIG_KEY] = dict(self.index_source.config)
         check_state(found, self.index_source.config)
-        self.index_source.queue_restore(found)
-        self._next_iter_state_dict = None
-        self._iter_for_state_dict = False
+        self._start = found
 
     def set_epoch(self, epoch: int) -> None:
-        """Start the next ``iter()`` at ``epoch`` (Lightning-style epoch sync)."""
-        self.index_source.set_epoch(epoch)
+        """Start the next ``iter()`` at the beginning of ``epoch`` (Lightning-style epoch sync)."""
+        self._start = None
+        self._last_start = None
+        self._next_epoch = int(epoch)
+        self._it = None
 
     @property
     def epoch(self) -> int:
@@ -86,13 +118,11 @@ class TimelapseLoader(Loader):
 
     def __len__(self) -> int:
         """Batches per epoch on this rank."""
-        from .sharding import shard_length
-
         samples = shard_length(self.prepared.num_samples, 0, self.index_source.shard)
         return samples // self.batch_size if self.drop_last else -(-samples // self.batch_size)
 
     def stats(self) -> dict[str, Any]:
-        """Counters of this process: skipped samples, retries, bad files, open readers."""
+        """Counters of this process: skipped samples, retries and the bad files seen."""
         pipeline = self.prepared.pipeline
         return {"skips": pipeline.skips, "retries": pipeline.retries, "bad_files": sorted(pipeline.bad_files)}
 
@@ -128,13 +158,17 @@ def build_loader(
         raise ConfigError(f"num_workers={num_workers} and prefetch={prefetch} must be >= 0.")
     prepared = prepare(path, split=split, **options)
     shard = resolve_shard(rank, world_size, shard_drop_last)
-    index_source = SampleIndexSource(prepared.num_samples, shard, initial_epoch=initial_epoch,
-                                     config=prepared.config)
-    root = build_graph(index_source, prepared, batch_size=batch_size, drop_last=drop_last,
-                       num_workers=num_workers, worker_method=worker_method,
-                       multiprocessing_context=multiprocessing_context, prefetch=prefetch,
-                       pin_memory=pin_memory)
-    return TimelapseLoader(root, index_source, prepared, batch_size, drop_last)
+
+    def make_source(epoch: int) -> SampleIndexSource:
+        return SampleIndexSource(prepared.num_samples, shard, initial_epoch=epoch, config=prepared.config)
+
+    def build_root(source: SampleIndexSource) -> BaseNode:
+        return build_graph(source, prepared, batch_size=batch_size, drop_last=drop_last,
+                           num_workers=num_workers, worker_method=worker_method,
+                           multiprocessing_context=multiprocessing_context, prefetch=prefetch,
+                           pin_memory=pin_memory)
+
+    return TimelapseLoader(build_root, make_source, prepared, batch_size, drop_last, initial_epoch)
 
 
 def build_graph(index_source: SampleIndexSource, prepared: Prepared, *, batch_size: int,

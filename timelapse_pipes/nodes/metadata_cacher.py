@@ -45,7 +45,8 @@ class MetadataCacher:
 _WARNED_CASTS: set[tuple[str, str]] = set()
 
 
-def check_row_fits(row: ManifestRow, metadata: ImageMetadata, options: SampleOptions) -> None:
+def check_row_fits(row: ManifestRow, metadata: ImageMetadata, options: SampleOptions,
+                   check_spatial_dims: bool = True) -> None:
     """Raise :class:`SampleError` naming the row when it asks for what the image lacks."""
     time_axis = row.time_axis or options.time_axis
     dims = effective_dims(metadata, time_axis)
@@ -62,7 +63,16 @@ def check_row_fits(row: ManifestRow, metadata: ImageMetadata, options: SampleOpt
             f"{where}: stop={row.stop} is beyond the image's T={dims['T']} frames (stop is exclusive; "
             f"use -1 for the end)."
         )
-    if options.spatial_dims == 3 and dims["Z"] == 1:
+    if options.num_timepoints > (row.stop or dims["T"]) - row.start \
+            and options.timepoint_sampling in ("sequential", "uniform"):
+        raise SampleError(
+            f"{where}: the range holds {(row.stop or dims['T']) - row.start} frames but "
+            f"num_timepoints={options.num_timepoints} with timepoint_sampling="
+            f"{options.timepoint_sampling!r} needs distinct frames; widen the range or use 'random'."
+        )
+    if not check_spatial_dims:
+        pass
+    elif options.spatial_dims == 3 and dims["Z"] == 1:
         raise SampleError(
             f"{where}: spatial_dims=3 but the image is 2-D (Z=1); use spatial_dims=2 for YX samples."
         )
