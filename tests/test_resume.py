@@ -212,7 +212,8 @@ def test_fork_after_dask_compute_does_not_hang(manifest):
 @pytest.mark.parametrize("workers", [0, 2])
 def test_iter_twice_loses_no_sample(manifest, workers):
     """tqdm.auto and some trainers call iter() twice; the stale prefetch must not eat indices."""
-    opts = {**options(), "timepoint_layout": "stack", "num_timepoints": 1, "transforms": None}
+    opts = {**options(), "timepoint_layout": "stack", "num_timepoints": 1, "transforms": None,
+            "crop": {"roi_size": [2, 24, 24]}}
     loader = tp.build_loader(manifest, batch_size=2, num_workers=workers, **opts)
     iter(loader)
     stream = iter(loader)
