@@ -20,6 +20,7 @@ import hashlib
 import io
 import json
 import posixpath
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -30,6 +31,7 @@ from .errors import ManifestError
 __all__ = ["ManifestColumns", "ManifestRow", "Manifest", "read_manifest", "parse_channels"]
 
 DICT_META_KEY = "dict_meta"
+_INTEGER = re.compile(r"-?[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,7 @@ def _parse_index(item: Any, where: str, column: str) -> int:
         number = int(item)
     else:
         text = str(item).strip()
-        if not text.lstrip("-").isdigit() or not text.isascii():
+        if not _INTEGER.fullmatch(text):
             raise ManifestError(
                 f"{where}: {column} {item!r} is not a non-negative integer "
                 f"(write e.g. 0 or '0,2' for several channels)."
@@ -168,7 +170,7 @@ def _parse_scene(value: Any, where: str) -> int | str:
             raise ManifestError(f"{where}: column 'scene' value {value!r} is negative.")
         return value
     text = str(value).strip()
-    if text.lstrip("-").isdigit():
+    if _INTEGER.fullmatch(text):
         number = int(text)
         if number < 0:
             raise ManifestError(f"{where}: column 'scene' value {value!r} is negative.")
@@ -274,7 +276,7 @@ def _read_csv_records(url: str, storage_options: Mapping[str, Any] | None) -> tu
             continue
         if len(cells) != len(header):
             raise ManifestError(
-                f"manifest {url} row {line_number - 1} has {len(cells)} cells but the header has "
+                f"manifest {url} row {len(records) + 1} (line {line_number}) has {len(cells)} cells but the header has "
                 f"{len(header)}; quote values that contain commas, e.g. \"0,2\"."
             )
         records.append(dict(zip(header, cells)))

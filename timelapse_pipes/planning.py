@@ -113,9 +113,10 @@ def _sequential_timepoints(rng: np.random.Generator, start: int, stop: int, coun
 
 def _uniform_timepoints(rng: np.random.Generator, start: int, stop: int, count: int,
                         jitter: bool) -> list[int]:
-    step = (stop - start) / count
-    phase = float(rng.uniform(0.0, step)) if jitter else 0.0
-    return [start + int(np.floor(phase + k * step)) for k in range(count)]
+    # Integer arithmetic: frame k is start + floor((k * L + phase) / n), phase in [0, L) (exact).
+    length = stop - start
+    phase = int(rng.integers(0, length)) if jitter else 0
+    return [start + (k * length + phase) // count for k in range(count)]
 
 
 TimepointSampler = Callable[[np.random.Generator, int, int, int, bool], list[int]]
