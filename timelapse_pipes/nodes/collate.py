@@ -12,15 +12,15 @@ __all__ = ["collate_samples"]
 
 def _collate_values(values: list[Any]) -> Any:
     first = values[0]
-    if isinstance(first, torch.Tensor):
-        return torch.stack(values)
-    if isinstance(first, np.ndarray):
+    if isinstance(first, (torch.Tensor, np.ndarray)):
         shapes = {tuple(v.shape) for v in values}
         if len(shapes) > 1:
             raise ValueError(
                 f"cannot batch samples of shapes {sorted(shapes)}; use batch_size=1, a crop "
                 f"(crop={{'roi_size': [...]}}), the same channels per row, or a resizing transform."
             )
+        if isinstance(first, torch.Tensor):
+            return torch.stack(values)
         return torch.from_numpy(np.stack(values))
     if isinstance(first, (bool, int, float, np.number)) and not isinstance(first, np.bool_):
         return torch.tensor(values)

@@ -1,0 +1,93 @@
+"""Metadata read once and persisted; the per-process reader cache."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+
+import timelapse_pipes as tp
+from timelapse_pipes.manifest import read_manifest
+from tests.helpers import collect
+
+
+def _metadata_stage(loader: tp.TimelapseLoader) -> tp.MetadataCacher:
+    return next(s for s in loader.prepared.pipeline.stages if isinstance(s, tp.MetadataCacher))
+
+
+def test_second_run_plans_from_the_persisted_cache(synthetic, tmp_path):
+    cache = tmp_path / "cache" / "metadata.json"
+    rows = {"dict_meta": {"path": [str(synthetic["zarr_v3"]), str(synthetic["ome_tiff"]), str(synthetic["ome_tiff"])],
+                          "scene": [0, 0, "Image:1"], "split": ["train"] * 3}}
+    first = tp.build_loader(rows, metadata_cache=str(cache), samples_per_epoch=6)
+    reference = collect(first)
+    _metadata_stage(first).metadata.flush()
+    assert _metadata_stage(first).metadata.files_opened == 3
+    stored = json.loads(cache.read_text())
+    assert stored["version"] == 1 and len(stored["entries"]) == 3
+    assert not [p for p in cache.parent.iterdir() if p.name != "metadata.json"]  # atomic: no temp left
+
+    second = tp.build_loader(rows, metadata_cache=str(cache), samples_per_epoch=6)
+    again = collect(second)
+    assert _metadata_stage(second).metadata.files_opened == 0
+    assert [b["scene"] for b in again] == [b["scene"] for b in reference]
+
+
+def test_persisted_cache_notices_a_changed_file(synthetic, tmp_path):
+    copy = tmp_path / "movie.tif"
+    shutil.copy(synthetic["tiff"], copy)
+    cache = tmp_path / "metadata.json"
+    rows = {"dict_meta": {"path": [str(copy)], "split": ["train"]}}
+    loader = tp.build_loader(rows, metadata_cache=str(cache), spatial_dims=2)
+    collect(loader)
+    _metadata_stage(loader).metadata.flush()
+    os.utime(copy, ns=(1, 1))  # a rewritten file gets a new mtime
+    again = tp.build_loader(rows, metadata_cache=str(cache), spatial_dims=2)
+    collect(again)
+    assert _metadata_stage(again).metadata.files_opened == 1
+
+
+def test_metadata_fields(shared_data):
+    manifest = read_manifest({"dict_meta": {"path": [str(shared_data / "nd2" / "example-timelapse.nd2")]}}, split=None)
+    metadata = tp.MetadataCache().get(manifest[0], tp.ReaderCache())
+    assert metadata.dims == {"T": 53, "C": 1, "Z": 1, "Y": 64, "X": 64}
+    assert metadata.dtype == "uint16" and metadata.reader == "bioio_nd2.Reader"
+    assert metadata.physical_pixel_sizes == (1.0, 0.325, 0.325)
+    assert metadata.channel_names == ("GFP 488 nm",)
+    assert tp.ImageMetadata.from_json(json.loads(json.dumps(metadata.to_json()))) == metadata
+
+
+def test_reader_cache_is_bounded_and_per_thread(synthetic):
+    import threading
+
+    from timelapse_pipes.readers import load_reader_class
+
+    readers = tp.ReaderCache(max_open_files=2)
+    zarr = load_reader_class("ome-zarr")
+    first = readers.get(str(synthetic["zarr_v3"]), zarr, 0, 0)
+    assert readers.get(str(synthetic["zarr_v3"]), zarr, 0, 0) is first
+    readers.get(str(synthetic["zarr_v3"]), zarr, 0, 1)
+    readers.get(str(synthetic["zarr_v2"]), zarr, 0, 0)
+    assert len(readers) == 2 and readers.evictions == 1 and readers.opens == 3
+    other: list = []
+    thread = threading.Thread(target=lambda: other.append(readers.get(str(synthetic["zarr_v2"]), zarr, 0, 0)))
+    thread.start()
+    thread.join()
+    assert other[0] is not readers.get(str(synthetic["zarr_v2"]), zarr, 0, 0)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_open_readers_do_not_cross_a_fork(synthetic):
+    from timelapse_pipes.readers import load_reader_class
+
+    readers = tp.ReaderCache()
+    readers.get(str(synthetic["zarr_v3"]), load_reader_class("ome-zarr"), 0, 0)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: the cache must be empty
+        os.write(write_end, str(len(readers)).encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(read_end, 16) == b"0" and len(readers) == 1
