@@ -72,18 +72,27 @@ def write_synthetic_set(folder: Path) -> dict[str, Path]:
 
 
 def bioio_reference(path: str, timepoints: Iterable[int], channels: Iterable[int] | None,
-                    scene: int | str = 0, level: int = 0, order: str = "TCZYX") -> np.ndarray:
-    """bioio's own read of the same (scene, level, T, C), computed fully then indexed."""
+                    scene: int | str = 0, level: int = 0, order: str = "TCZYX", reader: Any = None,
+                    **reader_kwargs: Any) -> np.ndarray:
+    """bioio's own in-memory read of the same (scene, level, T, C), then indexed.
+
+    An ``S`` (RGB samples) axis is folded into C as c0s0, c0s1, c0s2, c1s0, ...
+    """
     from bioio import BioImage
 
-    image = BioImage(path)
+    image = BioImage(path, reader=reader, **reader_kwargs) if reader else BioImage(path, **reader_kwargs)
     image.set_scene(scene)
     if level:
         image.set_resolution_level(level)
-    data = image.get_image_dask_data(order).compute()
+    samples = "S" in image.dims.order
+    data = image.get_image_data(order + ("S" if samples else ""))
+    if samples:
+        data = np.moveaxis(data, -1, 2)
     data = data[list(timepoints)]
     if channels is not None:
         data = data[:, list(channels)]
+    if samples:
+        data = data.reshape((data.shape[0], -1) + data.shape[3:])
     return data
 
 

@@ -10,7 +10,7 @@ from .manifest import read_manifest
 from .metadata import MetadataCache
 from .nodes.metadata_cacher import check_row_fits
 from .options import SampleOptions
-from .readers import ReaderCache, load_reader_class
+from .readers import ReaderCache, load_reader_class, reader_options
 from .reading import read_region
 
 __all__ = ["inspect_manifest", "render_report"]
@@ -36,7 +36,8 @@ def inspect_manifest(path: str, *, split: str | None = None, spatial_dims: int |
             metadata = cache.get(row, readers)
             check_row_fits(row, metadata, options, check_spatial_dims=spatial_dims is not None)
             image = readers.get(row.path, load_reader_class(metadata.reader), metadata.scene_index,
-                                metadata.resolution, storage_options)
+                                metadata.resolution, storage_options,
+                                reader_options(metadata.reader, metadata.dims))
             order = read_order(row.time_axis or "T", metadata.has_samples_axis)
             read_region(image, order, [row.start], [0], (slice(0, 1), slice(0, 1), slice(0, 1)),
                         where=f"{row.where} ({row.path}, scene {metadata.scene!r})")

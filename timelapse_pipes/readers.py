@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import os
 import threading
+import warnings
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from typing import Any, Mapping
 
 from .errors import ConfigError, ImageReadError
 
-__all__ = ["READER_ALIASES", "reader_for_path", "load_reader_class", "OpenImage", "ReaderCache"]
+__all__ = ["READER_ALIASES", "reader_for_path", "load_reader_class", "reader_options", "OpenImage", "ReaderCache"]
 
 READER_ALIASES: dict[str, str] = {
     "nd2": "bioio_nd2.Reader",
@@ -106,15 +107,17 @@ class ReaderCache:
         _LIVE_CACHES.add(self)
 
     def get(self, path: str, reader_class: type, scene_index: int, level: int,
-            fs_kwargs: Mapping[str, Any] | None = None) -> OpenImage:
+            fs_kwargs: Mapping[str, Any] | None = None,
+            reader_kwargs: Mapping[str, Any] | None = None) -> OpenImage:
         """Return the cached image for this thread, opening it on a miss."""
-        key = (path, scene_index, level, threading.get_ident())
+        options = tuple(sorted((reader_kwargs or {}).items()))
+        key = (path, scene_index, level, options, threading.get_ident())
         with self._lock:
             cached = self._images.get(key)
             if cached is not None:
                 self._images.move_to_end(key)
                 return cached
-        opened = OpenImage(open_image(path, reader_class, scene_index, level, fs_kwargs))
+        opened = OpenImage(open_image(path, reader_class, scene_index, level, fs_kwargs, reader_kwargs))
         with self._lock:
             self.opens += 1
             self._images[key] = opened
@@ -139,12 +142,13 @@ class ReaderCache:
 
 
 def open_image(path: str, reader_class: type, scene_index: int = 0, level: int = 0,
-               fs_kwargs: Mapping[str, Any] | None = None) -> Any:
+               fs_kwargs: Mapping[str, Any] | None = None,
+               reader_kwargs: Mapping[str, Any] | None = None) -> Any:
     """Open ``path`` with ``reader_class`` and select the scene and resolution level."""
     from bioio import BioImage
 
     try:
-        image = BioImage(path, reader=reader_class, fs_kwargs=dict(fs_kwargs or {}))
+        image = BioImage(path, reader=reader_class, fs_kwargs=dict(fs_kwargs or {}), **dict(reader_kwargs or {}))
         if scene_index:
             image.set_scene(scene_index)
         if level:
@@ -157,6 +161,18 @@ def open_image(path: str, reader_class: type, scene_index: int = 0, level: int =
             f"{type(exc).__name__}: {exc}"
         ) from exc
     return image
+
+
+def reader_options(reader: str, dims: Mapping[str, int]) -> dict[str, Any]:
+    """Reader keyword arguments needed for correct pixels.
+
+    bioio-czi's default (aicspylibczi) dask path returns sample 0 copied into every sample of an
+    RGB image (S axis); its pylibCZIrw mode returns the right samples, so RGB CZIs use that.
+    """
+    if reader.startswith("bioio_czi") and dims.get("S", 1) > 1:
+        warnings.filterwarnings("ignore", message=".*use_aicspylibczi=False.*", category=DeprecationWarning)
+        return {"use_aicspylibczi": False}
+    return {}
 
 
 _LIVE_CACHES: "weakref.WeakSet[ReaderCache]" = weakref.WeakSet()

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import ImageReadError
+from .errors import ImageReadError, UnsupportedImageError
 from .readers import OpenImage
 
 __all__ = ["read_region", "crop_slices"]
@@ -37,6 +37,12 @@ def read_region(image: OpenImage, order: str, timepoints: Sequence[int],
         if channels is not None:
             lazy = lazy[:, list(channels)]
         data = np.asarray(lazy.compute(scheduler="synchronous"))
+    except (ValueError, IndexError, NotImplementedError) as exc:
+        raise UnsupportedImageError(
+            f"{where}: the reader cannot decode these pixels ({type(exc).__name__}: {exc}). The file "
+            f"opens, but this scene's layout is not a T,C,Z,Y,X image the reader supports (for "
+            f"example a LIF XZ or lambda scan); drop the row or export the scene to OME-TIFF."
+        ) from exc
     except Exception as exc:
         raise ImageReadError(f"{where}: reading T={list(timepoints)} failed: {type(exc).__name__}: {exc}") from exc
     if samples:

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..dims import read_order
 from ..options import SampleOptions
-from ..readers import ReaderCache, load_reader_class
+from ..readers import ReaderCache, load_reader_class, reader_options
 from ..reading import crop_slices, read_region
 from ..sample_plan import SamplePlan
 
@@ -36,7 +36,8 @@ class BioIOLoader:
         options, row, metadata = self.options, plan.row, plan.metadata
         order = read_order(row.time_axis or options.time_axis, metadata.has_samples_axis)
         image = self.readers.get(row.path, load_reader_class(metadata.reader), metadata.scene_index,
-                                 metadata.resolution, self.fs_kwargs)
+                                 metadata.resolution, self.fs_kwargs,
+                                 reader_options(metadata.reader, metadata.dims))
         frame = [metadata.dims[axis] for axis in order[2:5]]
         roi = None if options.crop is None else options.crop.roi_size
         if options.spatial_dims == 2 and roi is not None:
