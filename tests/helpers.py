@@ -128,8 +128,8 @@ def run_state_round_trip(make_loader: Callable[[], Any], midpoints: Iterable[int
     for k in midpoints:
         loader = make_loader()
         seen = 0
-        state = None
-        for _ in range(epochs):
+        state = loader.state_dict() if k == 0 else None
+        for _ in range(epochs if k else 0):
             for batch in loader:
                 seen += 1
                 if seen == k:
@@ -145,7 +145,9 @@ def run_state_round_trip(make_loader: Callable[[], Any], midpoints: Iterable[int
         resumed.load_state_dict(state)
         rest = collect(resumed)
         epoch_of_k, offset = divmod(k, per_epoch)
-        if offset == 0:  # resumed at an epoch boundary: the next iteration is the next epoch
+        if k == 0:  # a state taken before the first batch resumes at the first batch
+            expected = reference[0]
+        elif offset == 0:  # resumed at an epoch boundary: the next iteration is the next epoch
             expected = reference[epoch_of_k] if epoch_of_k < epochs else []
         else:
             expected = flat[k: (epoch_of_k + 1) * per_epoch]

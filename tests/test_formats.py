@@ -48,7 +48,7 @@ UNREADABLE = [  # (file, scene, what the error must say)
     ("lif/testdata_2channel_xz.lif", "xz", "cannot decode"),
     ("lif/LeicaLASX_wavelength-sweep_example.lif", "x_y_lambdaEmi", "cannot decode"),
     ("lif/LeicaLASX_wavelength-sweep_example.lif", "x_y_z_t_lambdaEmi", "cannot decode"),
-    ("ome-zarr/fake-series-2.zarr", 0, "could not open"),  # bioformats2raw root: not an image
+    ("ome-zarr/fake-series-2.zarr", 0, "point the manifest at a series"),  # bioformats2raw root
 ]
 
 

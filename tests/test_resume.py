@@ -83,7 +83,7 @@ def test_loader_resume_round_trip(manifest, workers, method):
     run_state_round_trip(
         lambda: tp.build_loader(manifest, batch_size=2, num_workers=workers, worker_method=method,
                                 **options()),
-        midpoints=[1, 3, 5, 6], epochs=2)
+        midpoints=[0, 1, 3, 5, 6], epochs=2)
 
 
 @pytest.mark.parametrize("workers", [0, 2])

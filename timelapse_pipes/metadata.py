@@ -72,11 +72,18 @@ def _reader_name(cls: type) -> str:
     return f"{cls.__module__.split('.')[0]}.{cls.__name__}"
 
 
+_DISCOVERED: dict[str, type] = {}
+
+
 def _discover_reader(path: str, fs_kwargs: Mapping[str, Any] | None) -> type:
+    """bioio's plugin discovery (~0.6 s), paid at most once per file per process."""
     from bioio import BioImage
 
+    if path in _DISCOVERED:
+        return _DISCOVERED[path]
     try:
-        return type(BioImage(path, fs_kwargs=dict(fs_kwargs or {})).reader)
+        _DISCOVERED[path] = type(BioImage(path, fs_kwargs=dict(fs_kwargs or {})).reader)
+        return _DISCOVERED[path]
     except FileNotFoundError:
         raise ImageReadError(f"{path}: file not found; fix the manifest path.") from None
     except Exception as exc:

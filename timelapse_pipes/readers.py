@@ -156,9 +156,13 @@ def open_image(path: str, reader_class: type, scene_index: int = 0, level: int =
     except FileNotFoundError:
         raise ImageReadError(f"{path}: file not found; fix the manifest path.") from None
     except Exception as exc:  # reader plugins raise anything; name the file and the cause
+        hint = ""
+        if path.rstrip("/").endswith(".zarr") and os.path.isdir(os.path.join(path, "0")):
+            hint = (" This looks like a bioformats2raw store whose root is not an image: point the "
+                    f"manifest at a series, e.g. {path.rstrip('/')}/0.")
         raise ImageReadError(
             f"{path}: {reader_class.__module__} could not open scene {scene_index} level {level}: "
-            f"{type(exc).__name__}: {exc}"
+            f"{type(exc).__name__}: {exc}.{hint}"
         ) from exc
     return image
 
