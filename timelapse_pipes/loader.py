@@ -106,7 +106,11 @@ class TimelapseLoader(Loader):
         self._start = found
 
     def set_epoch(self, epoch: int) -> None:
-        """Start the next ``iter()`` at the beginning of ``epoch`` (Lightning-style epoch sync)."""
+        """Start the next ``iter()`` at the beginning of ``epoch`` (Lightning-style epoch sync).
+
+        A state loaded for that same epoch is kept, so a resumed run continues mid-epoch."""
+        if self._start is not None and self._start.get(SampleIndexSource.EPOCH_KEY) == int(epoch):
+            return
         self._start = None
         self._last_start = None
         self._next_epoch = int(epoch)

@@ -1,0 +1,55 @@
+"""Timing helpers: a clock, interleaved repeats, medians and ratios."""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from typing import Callable, Mapping
+
+__all__ = ["clock", "interleave", "median", "ratio", "log", "fmt"]
+
+clock = time.perf_counter
+
+
+def log(message: str) -> None:
+    """Progress on stderr (the report goes to the markdown file)."""
+    print(f"[benchmarks {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def interleave(methods: Mapping[str, Callable[[], float]], repeats: int,
+               label: str = "") -> dict[str, list[float]]:
+    """Run every method once per round, in order (A, B, C, A, B, C, ...), ``repeats`` rounds.
+
+    Each method returns one measured value (seconds or samples/s). Interleaving spreads the noise of
+    a shared machine over all methods instead of letting it land on whichever ran last.
+    """
+    values: dict[str, list[float]] = {name: [] for name in methods}
+    for round_index in range(repeats):
+        for name, method in methods.items():
+            values[name].append(float(method()))
+        if label:
+            summary = ", ".join(f"{name}={values[name][-1]:.4g}" for name in methods)
+            log(f"{label} round {round_index + 1}/{repeats}: {summary}")
+    return values
+
+
+def median(values: list[float]) -> float:
+    return float(statistics.median(values)) if values else float("nan")
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or denominator is None or denominator == 0:
+        return None
+    if numerator != numerator or denominator != denominator:  # NaN
+        return None
+    return numerator / denominator
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    """A compact human number: 3 significant digits, thousands separated, '—' for missing."""
+    if value is None or value != value:
+        return "—"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}g}"
