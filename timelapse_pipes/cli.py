@@ -1,4 +1,4 @@
-"""The ``timelapse-pipes`` command: demo, inspect.
+"""The ``timelapse-pipes`` command: demo, inspect, preview.
 
 Exit codes: 0 success, 1 problems found (inspect) or demo verification failed, 2 usage errors.
 """
@@ -31,6 +31,16 @@ def _inspect(args: argparse.Namespace) -> int:
     return 1 if report["problems"] else 0
 
 
+def _preview(args: argparse.Namespace) -> int:
+    from .preview import render_preview
+
+    shown = render_preview(args.manifest, args.output, split=args.split, rows=args.rows,
+                           num_timepoints=args.num_timepoints, spatial_dims=args.spatial_dims,
+                           tile=args.tile, seed=args.seed, split_column=args.split_column)
+    print(f"wrote {shown['output']}: {shown['rows']} rows x {shown['columns']} tiles (timepoint x channel)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="timelapse-pipes",
@@ -51,6 +61,19 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--timepoint-sampling", default="random", choices=("random", "sequential", "uniform"))
     inspect.add_argument("--json", action="store_true", help="print the report as JSON")
     inspect.set_defaults(run=_inspect)
+
+    preview = commands.add_parser("preview", help="PNG montage of sampled frames per row and channel")
+    preview.add_argument("manifest", help="CSV path or URL")
+    preview.add_argument("-o", "--output", default="preview.png", help="PNG to write (default preview.png)")
+    preview.add_argument("--split", default=None, help="rows of this split (default: all rows)")
+    preview.add_argument("--split-column", default="split", help="split column name (default: split)")
+    preview.add_argument("--rows", type=int, default=8, help="manifest rows to show (default 8)")
+    preview.add_argument("--num-timepoints", type=int, default=3, help="evenly spaced frames per row")
+    preview.add_argument("--spatial-dims", type=int, default=2, choices=(2, 3),
+                         help="3 for Z-stacks (max-projected), 2 for YX files (default)")
+    preview.add_argument("--tile", type=int, default=128, help="tile size in pixels")
+    preview.add_argument("--seed", type=int, default=0)
+    preview.set_defaults(run=_preview)
     return parser
 
 

@@ -147,6 +147,8 @@ def open_image(path: str, reader_class: type, scene_index: int = 0, level: int =
     """Open ``path`` with ``reader_class`` and select the scene and resolution level."""
     from bioio import BioImage
 
+    if "://" not in path and "::" not in path and not os.path.exists(path):
+        raise ImageReadError(f"{path}: file not found; fix the manifest path.")
     try:
         image = BioImage(path, reader=reader_class, fs_kwargs=dict(fs_kwargs or {}), **dict(reader_kwargs or {}))
         if scene_index:
