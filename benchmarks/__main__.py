@@ -38,7 +38,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--stream-frames", type=int, help="timepoints per full-frame file")
     parser.add_argument("--crop-zyx", type=_ints, help="frame size Z,Y,X for the crop benchmark")
     parser.add_argument("--crop-roi", type=_ints, help="crop size Z,Y,X")
-    parser.add_argument("--crop-chunk", type=_ints, help="OME-Zarr chunk T,C,Z,Y,X for the crop file")
+    parser.add_argument("--crop-chunks", type=_ints, nargs="+",
+                        help="OME-Zarr chunk layouts T,C,Z,Y,X for the crop files (one file each)")
     parser.add_argument("--crop-samples", type=int, help="timed crops per round (timelapse_pipes, raw)")
     parser.add_argument("--workers", type=int, nargs="+", help="worker counts for scaling (default 1 2)")
     parser.add_argument("--shared-data", default=None,
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         args.quick, repeats=args.repeats, rows=args.rows,
         frames=tuple(args.frames) if args.frames else None, baseline_rows=args.baseline_rows,
         samples=args.samples, frame_zyx=args.frame_zyx, stream_frames=args.stream_frames,
-        crop_zyx=args.crop_zyx, crop_roi=args.crop_roi, crop_chunk=args.crop_chunk,
+        crop_zyx=args.crop_zyx, crop_roi=args.crop_roi, crop_chunks=tuple(args.crop_chunks) if args.crop_chunks else None,
         crop_samples=args.crop_samples, workers=tuple(args.workers) if args.workers else None,
         suites=tuple(args.only) if args.only else None,
     )
@@ -77,9 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     log(f"synthetic data in {folder}; settings: {settings.describe()}")
     tables, targets, extra = [], [], []
     try:
+        mark = [clock()]
+
         def add(result: tuple) -> None:
             tables.extend(result[0])
             targets.extend(result[1])
+            log(f"{result[0][0].title.split(':')[0].split(',')[0]}: done in {clock() - mark[0]:.1f} s")
+            mark[0] = clock()
 
         if "startup" in settings.suites:
             add(startup.run(settings, folder))
@@ -105,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(folder, ignore_errors=True)
     elapsed = clock() - started
     command = "python -m benchmarks " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-    text = render(info, settings.describe(), command.strip(), tables, targets, elapsed, load_average(), extra)
+    text = render(info, settings.describe(), command.strip(), tables, targets, elapsed, load_average(), extra,
+                  quick=settings.quick)
     if args.out == "-":
         print(text)
     else:

@@ -12,6 +12,7 @@ import numpy as np
 __all__ = ["frame_pixels", "write_ome_zarr", "write_ome_tiff", "write_manifest"]
 
 AXES = ["t", "c", "z", "y", "x"]
+BLOCK_BYTES = 256 * 2**20
 
 
 def frame_pixels(shape: Sequence[int], seed: int) -> np.ndarray:
@@ -29,9 +30,11 @@ def write_ome_zarr(path: Path, frames: int, czyx: Sequence[int], chunk: Sequence
     writer = OMEZarrWriter(str(path), level_shapes=[shape], dtype=np.uint16,
                            chunk_shape=tuple(min(c, s) for c, s in zip(chunk, shape)), zarr_format=3,
                            axes_names=AXES, physical_pixel_size=[1.0, 1.0, 2.0, 0.5, 0.5])
-    for t in range(frames):
-        writer.write_timepoints(frame_pixels(czyx, seed * 100_003 + t)[np.newaxis],
-                                start_T_dest=t, total_T=1)
+    per_block = max(1, BLOCK_BYTES // (2 * int(np.prod(czyx))))  # timepoints written per call
+    for first in range(0, frames, per_block):
+        count = min(per_block, frames - first)
+        block = np.stack([frame_pixels(czyx, seed * 100_003 + t) for t in range(first, first + count)])
+        writer.write_timepoints(block, start_T_dest=first, total_T=count)
     return path
 
 

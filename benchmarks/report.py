@@ -82,7 +82,8 @@ def _table(table: Table) -> list[str]:
 
 
 def render(info: dict[str, str], settings: dict[str, Any], command: str, tables: Sequence[Table],
-           targets: Sequence[Target], elapsed_s: float, end_load: str, extra: Sequence[str] = ()) -> str:
+           targets: Sequence[Target], elapsed_s: float, end_load: str, extra: Sequence[str] = (),
+           quick: bool = False) -> str:
     mark = {True: "met", False: "**not met**", None: "not measured"}
     lines = [
         "# Benchmarks",
@@ -108,6 +109,9 @@ def render(info: dict[str, str], settings: dict[str, Any], command: str, tables:
     lines.append(f"| load average at end | {end_load} |")
     lines += ["", "## Targets", "", "| target | goal | measured | verdict |", "|---|---|---|---|"]
     lines.extend(f"| {t.name} | {t.goal} | {t.measured} | {mark[t.met]} |" for t in targets)
+    if quick:
+        lines += ["", "*This is a `--quick` run: tiny sizes for CI. The targets are stated for the full "
+                  "sizes (e.g. 10,000 rows), so these verdicts only show the code runs.*"]
     lines += ["", "## Measurements", ""]
     for table in tables:
         lines.extend(_table(table))

@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import timelapse_pipes as tp
 
-from .measure import clock, fmt, interleave, median
+from .measure import clock, dispose, fmt, interleave, median
 from .report import Table, Target
 from .settings import Settings
 from .startup import count_opens
@@ -31,6 +31,8 @@ def run(settings: Settings, manifest: Path, spatial_dims: int = 3) -> tuple[list
         batch = next(iter(loader))
         elapsed = clock() - started
         seen["scratch"] = (int(batch["sample_index"][0]), count_opens(loader))
+        del loader, batch
+        dispose()
         return elapsed
 
     def resumed() -> float:
@@ -40,6 +42,8 @@ def run(settings: Settings, manifest: Path, spatial_dims: int = 3) -> tuple[list
         batch = next(iter(loader))
         elapsed = clock() - started
         seen["resumed"] = (int(batch["sample_index"][0]), count_opens(loader))
+        del loader, batch
+        dispose()
         return elapsed
 
     methods: dict[str, Callable[[], float]] = {"scratch": scratch, "resumed": resumed}

@@ -28,11 +28,12 @@ class Settings:
     stream_files: int = 2
     samples: int = 32  # timed samples per round
     nd2_samples: int = 200
+    baseline_samples: int = 16  # baseline 2 is slow: it reads the first N of the same samples
     # random crops
     crop_zyx: tuple[int, int, int] = (64, 1024, 1024)
     crop_roi: tuple[int, int, int] = (64, 128, 128)
-    crop_chunk: tuple[int, ...] = (1, 1, 1, 256, 256)
-    crop_frames: int = 3
+    crop_chunks: tuple[tuple[int, ...], ...] = ((1, 1, 1, 256, 256), (1, 1, 16, 128, 128))
+    crop_frames: int = 2
     crop_samples: int = 8
     crop_baseline_samples: int = 4
     # resume and memory
@@ -49,10 +50,10 @@ class Settings:
 
 QUICK = dict(
     repeats=3, rows=500, frames=(10, 100), startup_files=2, baseline_rows=6,
-    frame_zyx=(8, 128, 128), frame_chunk=(1, 1, 1, 128, 128), stream_frames=4, samples=16,
-    nd2_samples=64, crop_zyx=(16, 256, 256), crop_roi=(8, 64, 64), crop_chunk=(1, 1, 1, 128, 128),
+    frame_zyx=(8, 128, 128), frame_chunk=(1, 1, 1, 128, 128), stream_frames=4, samples=8,
+    nd2_samples=32, baseline_samples=4, crop_zyx=(16, 256, 256), crop_roi=(8, 64, 64), crop_chunks=((1, 1, 1, 128, 128), (1, 1, 8, 64, 64)),
     crop_frames=2, crop_samples=8, crop_baseline_samples=4, resume_position=100_000,
-    memory_rows=10_000, memory_frames=1000, memory_baseline_rows=10,
+    memory_rows=2_000, memory_frames=1000, memory_baseline_rows=10,
 )
 
 

@@ -10,7 +10,7 @@ from timelapse_pipes.nodes import BioIOLoader, MetadataCacher
 
 from .baselines import MultiDimImageDataset
 from .data import write_manifest, write_ome_zarr
-from .measure import clock, fmt, interleave, log, median, ratio
+from .measure import clock, dispose, fmt, interleave, log, median, ratio
 from .report import Table, Target
 from .settings import Settings
 
@@ -35,7 +35,10 @@ def _library(manifest: Path, seed: int) -> Callable[[], float]:
         started = clock()
         loader = tp.build_loader(str(manifest), split="train", batch_size=1, seed=seed, spatial_dims=2)
         next(iter(loader))
-        return clock() - started
+        elapsed = clock() - started
+        del loader
+        dispose()
+        return elapsed
     return run
 
 
@@ -71,6 +74,8 @@ def run(settings: Settings, folder: Path) -> tuple[list[Table], list[Target]]:
     opens_built = count_opens(loader)
     next(iter(loader))
     opens_first = count_opens(loader)
+    del loader
+    dispose()
 
     table = Table(
         f"Start-up: time to the first batch, manifest of {settings.rows:,} rows",

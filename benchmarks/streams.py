@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import gc
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
 import timelapse_pipes as tp
 
 from .baselines import RandomCrop, RawReader, bioio_image_loaderd, open_raw, to_batch
-from .measure import clock
+from .measure import clock, dispose
 from .plan import PlannedRead
 
 __all__ = ["library_rate", "raw_rate", "baseline_rate", "RawPool", "warmup_batches"]
@@ -17,7 +16,7 @@ __all__ = ["library_rate", "raw_rate", "baseline_rate", "RawPool", "warmup_batch
 
 def warmup_batches(workers: int) -> int:
     """Batches consumed untimed so every worker has opened the files (steady state)."""
-    return 2 + 2 * max(workers, 1)
+    return 1 + max(workers, 1)
 
 
 def library_rate(manifest: str, samples: int, batch_size: int, seed: int, workers: int = 0,
@@ -41,7 +40,7 @@ def library_rate(manifest: str, samples: int, batch_size: int, seed: int, worker
         for _ in iterator:  # drain the epoch untimed so workers shut down
             pass
         del iterator, loader
-        gc.collect()
+        dispose()
         return count / elapsed
     return run
 

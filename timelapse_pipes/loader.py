@@ -16,7 +16,7 @@ from torchdata.nodes import Batcher, BaseNode, Loader, Mapper, ParallelMapper, P
 from torchdata.nodes.loader import LoaderIterator
 
 from .assembly import Prepared, prepare
-from .errors import ConfigError, StateError
+from .errors import ConfigError, StateError, TimelapsePipesError
 from .nodes.collate import collate_samples
 from .nodes.sample_indices import SampleIndexSource, check_state
 from .sharding import resolve_shard, shard_length
@@ -38,6 +38,27 @@ def find_index_state(state: Any) -> dict[str, Any] | None:
         if found is not None:
             return found
     return None
+
+
+def unwrap_worker_error(error: TimelapsePipesError) -> TimelapsePipesError:
+    """torchdata re-raises errors from its threads as "Caught X in _populate_queue. <traceback>";
+    give the user back the library's own one-line message."""
+    message = str(error)
+    marker = f"{type(error).__module__}.{type(error).__qualname__}: "
+    if message.startswith("Caught ") and marker in message:
+        return type(error)(message.rsplit(marker, 1)[1].strip())
+    return error
+
+
+class _TimelapseLoaderIterator(LoaderIterator):
+    def next(self) -> Any:
+        try:
+            return super().next()
+        except TimelapsePipesError as error:
+            clean = unwrap_worker_error(error)
+            if clean is error:
+                raise
+            raise clean from None
 
 
 class TimelapseLoader(Loader):
@@ -80,7 +101,7 @@ class TimelapseLoader(Loader):
         self._last_start, self._start = self._start, None
         self.index_source = source
         self.root = self._build_root(source)
-        self._it = LoaderIterator(self)
+        self._it = _TimelapseLoaderIterator(self)
         self._it.reset(None)
         return self._it
 

@@ -159,6 +159,9 @@ def open_image(path: str, reader_class: type, scene_index: int = 0, level: int =
         raise ImageReadError(f"{path}: file not found; fix the manifest path.") from None
     except Exception as exc:  # reader plugins raise anything; name the file and the cause
         hint = ""
+        if type(exc).__name__ == "UnsupportedFileFormatError":
+            hint = (" The file is corrupt, incomplete, or not in the format its extension suggests; "
+                    "check it, or set the row's 'reader' column to the right plugin.")
         if path.rstrip("/").endswith(".zarr") and os.path.isdir(os.path.join(path, "0")):
             hint = (" This looks like a bioformats2raw store whose root is not an image: point the "
                     f"manifest at a series, e.g. {path.rstrip('/')}/0.")

@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 
 from ..dims import effective_dims
-from ..errors import SampleError
+from ..errors import ImageReadError, SampleError
 from ..manifest import ManifestRow
 from ..metadata import ImageMetadata, MetadataCache
 from ..options import SampleOptions
@@ -35,7 +35,12 @@ class MetadataCacher:
         self.__init__(state["options"], state["metadata"], state["readers"])  # type: ignore[misc]
 
     def __call__(self, plan: SamplePlan) -> SamplePlan:
-        metadata = self.metadata.get(plan.row, self.readers)
+        try:
+            metadata = self.metadata.get(plan.row, self.readers)
+        except ImageReadError as error:
+            if str(error).startswith(plan.row.where):
+                raise
+            raise type(error)(f"{plan.row.where}: {error}") from error
         if plan.row_index not in self._checked:
             check_row_fits(plan.row, metadata, self.options)
             self._checked.add(plan.row_index)
