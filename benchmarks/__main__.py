@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import argparse
-import os
+import gc
 import shlex
 import shutil
 import sys
@@ -61,12 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     from .report import load_average, machine_info, render
     from .settings import preset
 
+    gc.freeze()  # the imported libraries' objects: later collections (between runs) stay cheap
     started = clock()
     settings = preset(
         args.quick, repeats=args.repeats, rows=args.rows,
         frames=tuple(args.frames) if args.frames else None, baseline_rows=args.baseline_rows,
         samples=args.samples, frame_zyx=args.frame_zyx, stream_frames=args.stream_frames,
-        crop_zyx=args.crop_zyx, crop_roi=args.crop_roi, crop_chunks=tuple(args.crop_chunks) if args.crop_chunks else None,
+        crop_zyx=args.crop_zyx, crop_roi=args.crop_roi,
+        crop_chunks=tuple(args.crop_chunks) if args.crop_chunks else None,
         crop_samples=args.crop_samples, workers=tuple(args.workers) if args.workers else None,
         suites=tuple(args.only) if args.only else None,
     )
@@ -84,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             tables.extend(result[0])
             targets.extend(result[1])
             log(f"{result[0][0].title.split(':')[0].split(',')[0]}: done in {clock() - mark[0]:.1f} s")
+            gc.freeze()
             mark[0] = clock()
 
         if "startup" in settings.suites:

@@ -27,10 +27,13 @@ def interleave(methods: Mapping[str, Callable[[], float]], repeats: int,
     """
     values: dict[str, list[float]] = {name: [] for name in methods}
     for round_index in range(repeats):
+        spent = {}
         for name, method in methods.items():
+            started = clock()
             values[name].append(float(method()))
+            spent[name] = clock() - started
         if label:
-            summary = ", ".join(f"{name}={values[name][-1]:.4g}" for name in methods)
+            summary = ", ".join(f"{name}={values[name][-1]:.4g} ({spent[name]:.1f} s)" for name in methods)
             log(f"{label} round {round_index + 1}/{repeats}: {summary}")
     return values
 

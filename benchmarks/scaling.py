@@ -24,7 +24,7 @@ def run(settings: Settings, data: Dataset) -> tuple[list[Table], list[Target]]:
                 method=method, spatial_dims=data.spatial_dims)
     methods["main 0"] = library_rate(str(data.manifest), data.samples, settings.batch_size, settings.seed,
                                      spatial_dims=data.spatial_dims)
-    values = interleave(methods, settings.repeats, label="scaling")
+    values = interleave(methods, settings.scaling_repeats or settings.repeats, label="scaling")
     reference = median(values["main 0"])
     columns = list(settings.workers) + [w for w in FUTURE_COLUMNS if w not in settings.workers]
     table = Table(

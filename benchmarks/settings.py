@@ -42,6 +42,7 @@ class Settings:
     memory_frames: int = 1000
     memory_baseline_rows: int = 50
     workers: tuple[int, ...] = (1, 2)
+    scaling_repeats: int | None = None  # default: repeats
     suites: tuple[str, ...] = field(default=("startup", "frames", "crops", "resume", "memory", "scaling"))
 
     def describe(self) -> dict[str, Any]:
@@ -53,7 +54,7 @@ QUICK = dict(
     frame_zyx=(8, 128, 128), frame_chunk=(1, 1, 1, 128, 128), stream_frames=4, samples=8,
     nd2_samples=32, baseline_samples=4, crop_zyx=(16, 256, 256), crop_roi=(8, 64, 64), crop_chunks=((1, 1, 1, 128, 128), (1, 1, 8, 64, 64)),
     crop_frames=2, crop_samples=8, crop_baseline_samples=4, resume_position=100_000,
-    memory_rows=2_000, memory_frames=1000, memory_baseline_rows=10,
+    memory_rows=2_000, scaling_repeats=2, memory_frames=1000, memory_baseline_rows=10,
 )
 
 

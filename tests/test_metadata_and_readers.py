@@ -91,3 +91,15 @@ def test_open_readers_do_not_cross_a_fork(synthetic):
         os._exit(0)
     os.waitpid(pid, 0)
     assert os.read(read_end, 16) == b"0" and len(readers) == 1
+
+
+def test_metadata_and_loading_share_one_reader_cache(synthetic):
+    """The open made to read metadata is the one reused to read pixels (one open per file)."""
+    loader = tp.build_loader({"dict_meta": {"path": [str(synthetic["zarr_v3"])]}}, split=None, max_open_files=3,
+                             samples_per_epoch=4)
+    collect(loader)
+    stages = loader.prepared.pipeline.stages
+    metadata_stage = next(s for s in stages if isinstance(s, tp.MetadataCacher))
+    loading_stage = next(s for s in stages if isinstance(s, tp.BioIOLoader))
+    assert metadata_stage.readers is loading_stage.readers
+    assert loading_stage.readers.max_open_files == 3 and loading_stage.readers.opens == 1

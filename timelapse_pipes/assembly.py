@@ -72,6 +72,8 @@ def prepare(
     metadata_cache: str | None = None,
     max_open_files: int = 64,
     storage_options: Mapping[str, Any] | None = None,
+    stage_dir: str | None = None,
+    stage_max_bytes: int | None = None,
     on_error: str = "raise",
     max_retries: int = 3,
     max_skips: int = 100,
@@ -91,7 +93,7 @@ def prepare(
     manifest = read_manifest(path, split=split, columns=columns, extra_columns=options.extra_columns,
                              stop_inclusive=stop_inclusive, storage_options=storage_options)
     num_samples = resolve_samples_per_epoch(samples_per_epoch, split, len(manifest))
-    readers = ReaderCache(max_open_files)
+    readers = ReaderCache(max_open_files, stage_dir, stage_max_bytes)
     fs_kwargs = dict(storage_options or {})
     stages: list[Callable[[Any], Any]] = [
         ManifestRowPlanner(manifest, options.seed),

@@ -27,6 +27,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import fsspec
 
 from .errors import ManifestError
+from .storage import options_for, redact
 
 __all__ = ["ManifestColumns", "ManifestRow", "Manifest", "read_manifest", "parse_channels"]
 
@@ -250,12 +251,14 @@ def _base_of(url: str) -> str:
 
 def _read_csv_records(url: str, storage_options: Mapping[str, Any] | None) -> tuple[list[str], list[dict]]:
     try:
-        with fsspec.open(url, mode="rb", **dict(storage_options or {})) as handle:
+        with fsspec.open(url, mode="rb", **options_for(url, storage_options)) as handle:
             data = handle.read()
     except FileNotFoundError:
         raise ManifestError(f"manifest {url} does not exist; check the path or URL.") from None
     except OSError as exc:
-        raise ManifestError(f"manifest {url} could not be read: {type(exc).__name__}: {exc}") from None
+        raise ManifestError(
+            f"manifest {url} could not be read: {type(exc).__name__}: {redact(str(exc), storage_options)}"
+        ) from None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -16,11 +16,10 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
-import fsspec
-
 from .errors import ConfigError, ImageReadError, SampleError
 from .manifest import ManifestRow
 from .readers import ReaderCache, load_reader_class, reader_for_path
+from .storage import check_remote, options_for, redact
 
 __all__ = ["ImageMetadata", "MetadataCache", "file_signature"]
 
@@ -82,13 +81,13 @@ def _discover_reader(path: str, fs_kwargs: Mapping[str, Any] | None) -> type:
     if path in _DISCOVERED:
         return _DISCOVERED[path]
     try:
-        _DISCOVERED[path] = type(BioImage(path, fs_kwargs=dict(fs_kwargs or {})).reader)
+        _DISCOVERED[path] = type(BioImage(path, fs_kwargs=options_for(path, fs_kwargs)).reader)
         return _DISCOVERED[path]
     except FileNotFoundError:
         raise ImageReadError(f"{path}: file not found; fix the manifest path.") from None
     except Exception as exc:
         raise ImageReadError(
-            f"{path}: no installed bioio reader can open it ({type(exc).__name__}: {exc}). "
+            f"{path}: no installed bioio reader can open it ({type(exc).__name__}: {redact(str(exc), fs_kwargs)}). "
             f"Install the plugin for this format or set a 'reader' column."
         ) from exc
 
@@ -165,8 +164,7 @@ def file_signature(path: str, fs_kwargs: Mapping[str, Any] | None = None) -> str
         except FileNotFoundError:
             raise ImageReadError(f"{path}: file not found; fix the manifest path.") from None
         return f"{stat.st_size}|{stat.st_mtime_ns}"
-    fs, _, (stripped,) = fsspec.get_fs_token_paths(path, storage_options=dict(fs_kwargs or {}))
-    info = fs.info(stripped)
+    info = check_remote(path, fs_kwargs)
     tag = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified") or ""
     return f"{info.get('size', '')}|{tag}"
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .errors import ConfigError, ImageReadError
+from .storage import LOCAL_ONLY_READERS, check_remote, is_remote, options_for, redact, stage_local
 
 __all__ = ["READER_ALIASES", "reader_for_path", "load_reader_class", "reader_options", "OpenImage", "ReaderCache"]
 
@@ -96,10 +97,13 @@ class OpenImage:
 class ReaderCache:
     """Per-process LRU of open images keyed by (path, scene index, level, thread)."""
 
-    def __init__(self, max_open_files: int = 64) -> None:
+    def __init__(self, max_open_files: int = 64, stage_dir: str | None = None,
+                 stage_max_bytes: int | None = None) -> None:
         if max_open_files < 1:
             raise ConfigError(f"{max_open_files=} must be >= 1.")
         self.max_open_files = max_open_files
+        self.stage_dir = stage_dir
+        self.stage_max_bytes = stage_max_bytes
         self._images: OrderedDict[tuple, OpenImage] = OrderedDict()
         self._lock = threading.Lock()
         self.opens = 0
@@ -117,7 +121,8 @@ class ReaderCache:
             if cached is not None:
                 self._images.move_to_end(key)
                 return cached
-        opened = OpenImage(open_image(path, reader_class, scene_index, level, fs_kwargs, reader_kwargs))
+        opened = OpenImage(open_image(path, reader_class, scene_index, level, fs_kwargs, reader_kwargs,
+                                      self.stage_dir, self.stage_max_bytes))
         with self._lock:
             self.opens += 1
             self._images[key] = opened
@@ -135,22 +140,35 @@ class ReaderCache:
         return len(self._images)
 
     def __getstate__(self) -> dict:
-        return {"max_open_files": self.max_open_files}
+        return {"max_open_files": self.max_open_files, "stage_dir": self.stage_dir,
+                "stage_max_bytes": self.stage_max_bytes}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["max_open_files"])  # type: ignore[misc]
+        self.__init__(**state)  # type: ignore[misc]
 
 
 def open_image(path: str, reader_class: type, scene_index: int = 0, level: int = 0,
                fs_kwargs: Mapping[str, Any] | None = None,
-               reader_kwargs: Mapping[str, Any] | None = None) -> Any:
-    """Open ``path`` with ``reader_class`` and select the scene and resolution level."""
+               reader_kwargs: Mapping[str, Any] | None = None, stage_dir: str | None = None,
+               stage_max_bytes: int | None = None) -> Any:
+    """Open ``path`` with ``reader_class`` and select the scene and resolution level.
+
+    ``fs_kwargs`` are the user's storage options (flat or per protocol). Remote files are looked up
+    first (a clear error naming the URL and the real cause); files for local-only readers are staged.
+    """
     from bioio import BioImage
 
-    if "://" not in path and "::" not in path and not os.path.exists(path):
+    source, options = path, {}
+    if is_remote(path):
+        if reader_class.__module__.split(".")[0] in LOCAL_ONLY_READERS:
+            source = stage_local(path, fs_kwargs, stage_dir, stage_max_bytes)
+        else:
+            check_remote(path, fs_kwargs)
+            options = options_for(path, fs_kwargs)
+    elif "::" not in path and not os.path.exists(path):
         raise ImageReadError(f"{path}: file not found; fix the manifest path.")
     try:
-        image = BioImage(path, reader=reader_class, fs_kwargs=dict(fs_kwargs or {}), **dict(reader_kwargs or {}))
+        image = BioImage(source, reader=reader_class, fs_kwargs=options, **dict(reader_kwargs or {}))
         if scene_index:
             image.set_scene(scene_index)
         if level:
@@ -167,8 +185,8 @@ def open_image(path: str, reader_class: type, scene_index: int = 0, level: int =
                     f"manifest at a series, e.g. {path.rstrip('/')}/0.")
         raise ImageReadError(
             f"{path}: {reader_class.__module__} could not open scene {scene_index} level {level}: "
-            f"{type(exc).__name__}: {exc}.{hint}"
-        ) from exc
+            f"{type(exc).__name__}: {redact(str(exc), fs_kwargs)}.{hint}"
+        ) from None
     return image
 
 

@@ -28,7 +28,7 @@ class BioIOLoader:
     def __init__(self, options: SampleOptions, readers: ReaderCache | None = None,
                  fs_kwargs: Mapping[str, Any] | None = None) -> None:
         self.options = options
-        self.readers = readers or ReaderCache()
+        self.readers = readers if readers is not None else ReaderCache()
         self.fs_kwargs = dict(fs_kwargs or {})
 
     def __call__(self, plan: SamplePlan) -> Sample | list[Sample]:

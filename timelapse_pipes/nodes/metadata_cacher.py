@@ -24,8 +24,8 @@ class MetadataCacher:
     def __init__(self, options: SampleOptions, metadata: MetadataCache | None = None,
                  readers: ReaderCache | None = None) -> None:
         self.options = options
-        self.metadata = metadata or MetadataCache(reader=options.reader)
-        self.readers = readers or ReaderCache()
+        self.metadata = metadata if metadata is not None else MetadataCache(reader=options.reader)
+        self.readers = readers if readers is not None else ReaderCache()
         self._checked: set[int] = set()
 
     def __getstate__(self) -> dict:
