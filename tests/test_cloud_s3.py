@@ -44,8 +44,8 @@ def _options(endpoint: str) -> dict:
     return {"key": "testing", "secret": SECRET, "client_kwargs": {"endpoint_url": endpoint}}
 
 
-@pytest.fixture
-def bucket(s3_endpoint, synthetic, shared_data, tmp_path):
+@pytest.fixture(scope="module")
+def bucket(s3_endpoint, synthetic, shared_data):
     """A fresh bucket holding the synthetic set, a real ND2 and a manifest with relative paths."""
     _, endpoint = s3_endpoint
     fs = s3fs.S3FileSystem(**_options(endpoint), skip_instance_cache=True)
