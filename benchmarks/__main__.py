@@ -82,28 +82,28 @@ def main(argv: list[str] | None = None) -> int:
     try:
         mark = [clock()]
 
-        def add(result: tuple) -> None:
+        def add(name: str, result: tuple) -> None:
             tables.extend(result[0])
             targets.extend(result[1])
-            log(f"{result[0][0].title.split(':')[0].split(',')[0]}: done in {clock() - mark[0]:.1f} s")
+            log(f"{name}: done in {clock() - mark[0]:.1f} s")
             gc.freeze()
             mark[0] = clock()
 
         if "startup" in settings.suites:
-            add(startup.run(settings, folder))
+            add("startup", startup.run(settings, folder))
         datasets = []
         if {"frames", "resume", "scaling"} & set(settings.suites) or args.profile:
             datasets = frames.stream_datasets(settings, folder, shared)
         if "frames" in settings.suites:
-            add(frames.run(settings, datasets))
+            add("frames", frames.run(settings, datasets))
         if "crops" in settings.suites:
-            add(crops.run(settings, folder))
+            add("crops", crops.run(settings, folder))
         if "resume" in settings.suites:
-            add(resume.run(settings, datasets[0].manifest))
+            add("resume", resume.run(settings, datasets[0].manifest))
         if "memory" in settings.suites:
-            add(memory.run(settings, folder))
+            add("memory", memory.run(settings, folder))
         if "scaling" in settings.suites:
-            add(scaling.run(settings, datasets[0]))
+            add("scaling", scaling.run(settings, datasets[0]))
         if args.profile:
             from .profiling import profile_library
 

@@ -20,8 +20,9 @@ __all__ = ["run", "Dataset", "stream_datasets"]
 
 class Dataset:
     def __init__(self, name: str, manifest: Path, paths: list[str], frames: list[int],
-                 zyx: Sequence[int], spatial_dims: int = 3, samples: int = 32) -> None:
+                 zyx: Sequence[int], spatial_dims: int = 3, samples: int = 32, short: str = "") -> None:
         self.name, self.manifest, self.paths, self.frames = name, manifest, paths, frames
+        self.short = short or name
         self.zyx, self.spatial_dims, self.samples = tuple(zyx), spatial_dims, samples
 
 
@@ -42,7 +43,7 @@ def stream_datasets(settings: Settings, folder: Path, shared: Path | None) -> li
     if nd2_path is not None and nd2_path.exists():
         sets.append(Dataset("ND2 (real, 2-D 64x64, T=53)",
                             write_manifest(folder / "frames_nd2.csv", [str(nd2_path)]),
-                            [str(nd2_path)], [53], (1, 64, 64), 2, settings.nd2_samples))
+                            [str(nd2_path)], [53], (1, 64, 64), 2, settings.nd2_samples, "ND2"))
     else:
         log(f"full frames: {nd2_path} not found, skipping the ND2 row")
     return sets
@@ -83,7 +84,7 @@ def run(settings: Settings, datasets: list[Dataset]) -> tuple[list[Table], list[
         ["format", "frame (ZYX)", "workers", "timelapse_pipes", "raw limit", "baseline 2",
          "vs raw limit", "vs baseline 2", "first batch check"],
     )
-    worst_raw, worst_base, details = float("inf"), float("inf"), []
+    worst_raw, worst_base, details, per_sample = float("inf"), float("inf"), [], []
     for data in datasets:
         check = _verify(data, settings)
         methods: dict[str, Callable[[], float]] = {}
@@ -94,7 +95,10 @@ def run(settings: Settings, datasets: list[Dataset]) -> tuple[list[Table], list[
             lib, raw, base = (median(values[f"{m} {threads}"]) for m in ("library", "raw", "baseline"))
             vs_raw, vs_base = ratio(lib, raw), ratio(lib, base)
             worst_raw, worst_base = min(worst_raw, vs_raw or 0), min(worst_base, vs_base or 0)
-            details.append(f"{data.name} w={threads}: {fmt(vs_raw)}x raw, {fmt(vs_base)}x b2")
+            details.append(f"{data.short} {threads or 'main'}{' threads' if threads else ''}: "
+                           f"{fmt(vs_raw)}x raw, {fmt(vs_base)}x b2")
+            if threads == 0:
+                per_sample.append(f"{data.short} {fmt(1000 / lib)} ms vs raw {fmt(1000 / raw)} ms")
             table.rows.append([
                 data.name, "x".join(map(str, data.zyx[-data.spatial_dims:])),
                 "0 (main)" if threads == 0 else f"{threads} threads",
@@ -113,8 +117,11 @@ def run(settings: Settings, datasets: list[Dataset]) -> tuple[list[Table], list[
         "Baseline 2: a new `BioImage(path)` per sample (plugin discovery), the full frame through "
         "`get_image_dask_data(...).compute()`, a float32 `MetaTensor`, stacked; the first "
         f"{settings.baseline_samples} of the same samples per round (it is slow), same thread counts.",
+        "Time per sample, single-threaded: " + "; ".join(per_sample) + ". On small frames (the 64x64 "
+        "ND2) the raw read is microseconds, so its ratio measures the library's fixed per-sample cost.",
     ]
     targets = [Target("full frames", ">= 0.8x raw limit and >= 5x baseline 2",
-                      f"worst {fmt(worst_raw)}x raw, worst {fmt(worst_base)}x baseline 2 ({'; '.join(details)})",
+                      f"worst {fmt(worst_raw)}x raw limit, worst {fmt(worst_base)}x baseline 2 "
+                      f"({'; '.join(details)})",
                       worst_raw >= 0.8 and worst_base >= 5)]
     return [table], targets

@@ -50,13 +50,20 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
     return numerator / denominator
 
 
-def fmt(value: float | None, digits: int = 3) -> str:
-    """A compact human number: 3 significant digits, thousands separated, '—' for missing."""
+def fmt(value: float | None) -> str:
+    """A compact human number (about 3 significant digits, no exponent), '—' when missing."""
     if value is None or value != value:
         return "—"
-    if abs(value) >= 1000:
+    size = abs(value)
+    if size >= 1000:
         return f"{value:,.0f}"
-    return f"{value:.{digits}g}"
+    if size >= 100:
+        return f"{value:.0f}"
+    if size >= 10:
+        return f"{value:.1f}"
+    if size >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3g}"
 
 
 def dispose() -> None:

@@ -42,7 +42,7 @@ class Settings:
     memory_frames: int = 1000
     memory_baseline_rows: int = 50
     workers: tuple[int, ...] = (1, 2)
-    scaling_repeats: int | None = None  # default: repeats
+    scaling_repeats: int | None = 3  # rounds for scaling (its process loaders are slow to start)
     suites: tuple[str, ...] = field(default=("startup", "frames", "crops", "resume", "memory", "scaling"))
 
     def describe(self) -> dict[str, Any]:

@@ -10,6 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# gcsfs makes a gRPC call per bucket that fails against the GCS emulator and retries for 60 s;
+# this must be set before gcsfs is first imported.
+os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 from tests.helpers import write_synthetic_set  # noqa: E402
