@@ -86,6 +86,15 @@ class OpenImage:
 
     image: Any
     lazy: dict[str, Any] = field(default_factory=dict)
+    _native: Any = field(default=False, repr=False)
+
+    def native(self) -> Any:
+        """The reader's own array when a fast path applies (OME-Zarr), else None; found once."""
+        if self._native is False:
+            from .native import find_native_array
+
+            self._native = find_native_array(self.image)
+        return self._native
 
     def lazy_array(self, order: str) -> Any:
         """The whole scene as a lazy dask array in ``order`` (built once, then sliced per read)."""
