@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 
+import numpy as np
 import pytest
 
 import timelapse_pipes as tp
@@ -103,3 +104,24 @@ def test_metadata_and_loading_share_one_reader_cache(synthetic):
     loading_stage = next(s for s in stages if isinstance(s, tp.BioIOLoader))
     assert metadata_stage.readers is loading_stage.readers
     assert loading_stage.readers.max_open_files == 3 and loading_stage.readers.opens == 1
+
+
+@pytest.mark.parametrize("relative,scene,expected", [
+    ("ome-tiff/181003_multi_pos_time_course_1_MMStack.ome.tif", 1, "TRYX"),
+    ("ome-tiff/multi-channel-time-series.ome.tif", 0, "TCYX"),
+    ("tiff/s_1_t_1_c_1_z_1.tiff", 0, "YX"),
+    ("ome-zarr/fake-series-2.zarr/0", 0, "TCZYX"),
+    ("nd2/example-timelapse.nd2", 0, None),  # ND2 stays on bioio's dask path
+])
+def test_native_fast_path_is_found_and_equal(shared_data, relative, scene, expected):
+    from tests.helpers import bioio_reference
+    from timelapse_pipes.readers import load_reader_class, reader_for_path
+    from timelapse_pipes.reading import read_region
+
+    path = str(shared_data / relative)
+    opened = tp.ReaderCache().get(path, load_reader_class(reader_for_path(path)), scene, 0)
+    native = opened.native()
+    assert (native.dims if native is not None else None) == expected
+    got = read_region(opened, "TCZYX", [0], None, (slice(None), slice(3, 40), slice(5, 33)))
+    reference = bioio_reference(path, [0], None, scene, reader=load_reader_class(reader_for_path(path)))
+    np.testing.assert_array_equal(got, reference[:, :, :, 3:40, 5:33])

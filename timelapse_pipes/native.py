@@ -20,9 +20,12 @@ AXES = "TCZYX"
 class NativeArray:
     """An array with ``oindex`` (zarr) and its axis letters, read in bioio's T, C, Z, Y, X order."""
 
-    def __init__(self, array: Any, dims: str) -> None:
+    def __init__(self, array: Any, dims: str, fixed: dict[str, int] | None = None,
+                 keep_alive: Any = None) -> None:
         self.array = array
-        self.dims = dims
+        self.dims = dims  # one letter per array axis; letters in ``fixed`` are indexed by an int
+        self.fixed = dict(fixed or {})
+        self._keep_alive = keep_alive  # e.g. the open TiffFile behind a tifffile zarr store
 
     def read(self, timepoints: Sequence[int], channels: Sequence[int] | None,
              region: tuple[slice, ...]) -> np.ndarray:
@@ -32,15 +35,19 @@ class NativeArray:
                   "Z": region[0], "Y": region[1], "X": region[2]}
         unique_t, inverse = np.unique(wanted["T"], return_inverse=True)  # read each frame once
         wanted["T"] = unique_t
-        selection = []
+        selection: list[Any] = []
         for axis in self.dims:
+            if axis in self.fixed:
+                selection.append(self.fixed[axis])
+                continue
             pick = wanted[axis]
             if isinstance(pick, np.ndarray) and len(pick) and np.all(np.diff(pick) == 1):
                 pick = slice(int(pick[0]), int(pick[-1]) + 1)  # contiguous: a plain slice
             selection.append(pick)
         data = np.asarray(self.array.oindex[tuple(selection)])
-        missing = [axis for axis in AXES if axis not in self.dims]
-        order = self.dims + "".join(missing)
+        present = "".join(axis for axis in self.dims if axis not in self.fixed)
+        missing = [axis for axis in AXES if axis not in present]
+        order = present + "".join(missing)
         data = data.reshape(data.shape + (1,) * len(missing))
         data = np.transpose(data, [order.index(axis) for axis in AXES])
         if len(missing) and "T" in missing:
@@ -48,10 +55,17 @@ class NativeArray:
         return data[inverse] if len(inverse) != len(unique_t) or np.any(np.diff(inverse) < 0) else data
 
 
-def find_native_array(image: Any) -> NativeArray | None:
-    """The zarr array behind an OME-Zarr ``BioImage`` at its current scene and level, or None."""
+def find_native_array(image: Any, path: str) -> NativeArray | None:
+    """The array behind a ``BioImage`` at its current scene and level, or None (use dask).
+
+    OME-Zarr: the reader's zarr array. Local OME-TIFF / TIFF: a kept-open ``tifffile`` series as a
+    zarr store (bioio's TIFF readers reopen the file for every read).
+    """
     reader = getattr(image, "reader", None)
-    if type(reader).__module__.split(".")[0] != "bioio_ome_zarr":
+    plugin = type(reader).__module__.split(".")[0]
+    if plugin in ("bioio_ome_tiff", "bioio_tifffile"):
+        return _tiff_native(image, path)
+    if plugin != "bioio_ome_zarr":
         return None
     try:
         multiscales = reader._multiscales_metadata[reader._current_scene_index]
@@ -66,3 +80,42 @@ def find_native_array(image: Any) -> NativeArray | None:
     if any(reported.get(axis, 1) != size for axis, size in zip(dims, array.shape)):
         return None
     return NativeArray(array, dims)
+
+
+_TIFF_AXES = {"T": "T", "C": "C", "Z": "Z", "Y": "Y", "X": "X", "Q": "Z", "I": "Z", "R": "R"}
+
+
+def _tiff_native(image: Any, path: str) -> NativeArray | None:
+    if "://" in path or "::" in path:
+        return None
+    try:
+        import tifffile
+        import zarr
+
+        scenes = list(image.scenes)
+        scene_index = scenes.index(image.current_scene)
+        level = int(getattr(image, "current_resolution_level", 0) or 0)
+        tiff = tifffile.TiffFile(path)
+        fixed: dict[str, int] = {}
+        if len(tiff.series) == len(scenes):
+            series = tiff.series[scene_index]
+        elif len(tiff.series) == 1 and "R" in tiff.series[0].axes and \
+                tiff.series[0].shape[tiff.series[0].axes.index("R")] == len(scenes):
+            series, fixed = tiff.series[0], {"R": scene_index}
+        else:
+            return None
+        if level >= len(series.levels) or any(a not in _TIFF_AXES for a in series.axes):
+            return None
+        dims = "".join(_TIFF_AXES[a] for a in series.axes)
+        if len(set(dims)) != len(dims) or ("R" in dims and "R" not in fixed):
+            return None
+        array = zarr.open(series.aszarr(level=level), mode="r")
+        reported = dict(zip(image.dims.order, image.dims.shape))
+    except Exception:
+        return None
+    if "S" in reported or not hasattr(array, "oindex") or len(array.shape) != len(dims):
+        return None
+    sizes = {axis: size for axis, size in zip(dims, array.shape) if axis not in fixed}
+    if any(reported.get(axis, 1) != sizes.get(axis, 1) for axis in AXES):
+        return None
+    return NativeArray(array, dims, fixed, keep_alive=tiff)

@@ -85,6 +85,7 @@ class OpenImage:
     """A BioImage set to one scene and level, with its lazy 5-D (or 6-D with S) array cached."""
 
     image: Any
+    path: str = ""
     lazy: dict[str, Any] = field(default_factory=dict)
     _native: Any = field(default=False, repr=False)
 
@@ -93,7 +94,7 @@ class OpenImage:
         if self._native is False:
             from .native import find_native_array
 
-            self._native = find_native_array(self.image)
+            self._native = find_native_array(self.image, self.path)
         return self._native
 
     def lazy_array(self, order: str) -> Any:
@@ -131,7 +132,7 @@ class ReaderCache:
                 self._images.move_to_end(key)
                 return cached
         opened = OpenImage(open_image(path, reader_class, scene_index, level, fs_kwargs, reader_kwargs,
-                                      self.stage_dir, self.stage_max_bytes))
+                                      self.stage_dir, self.stage_max_bytes), path)
         with self._lock:
             self.opens += 1
             self._images[key] = opened
