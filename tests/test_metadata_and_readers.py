@@ -111,7 +111,10 @@ def test_metadata_and_loading_share_one_reader_cache(synthetic):
     ("ome-tiff/multi-channel-time-series.ome.tif", 0, "TCYX"),
     ("tiff/s_1_t_1_c_1_z_1.tiff", 0, "YX"),
     ("ome-zarr/fake-series-2.zarr/0", 0, "TCZYX"),
-    ("nd2/example-timelapse.nd2", 0, None),  # ND2 stays on bioio's dask path
+    ("nd2/example-timelapse.nd2", 0, "TCZYX"),
+    ("nd2/example-zstack.nd2", 0, "TCZYX"),
+    ("nd2/example-multichannel.nd2", 0, "TCZYX"),
+    ("czi/tiles_time_z.czi", 0, None),  # CZI stays on bioio's dask path
 ])
 def test_native_fast_path_is_found_and_equal(shared_data, relative, scene, expected):
     from tests.helpers import bioio_reference

@@ -65,6 +65,8 @@ def find_native_array(image: Any, path: str) -> NativeArray | None:
     plugin = type(reader).__module__.split(".")[0]
     if plugin in ("bioio_ome_tiff", "bioio_tifffile"):
         return _tiff_native(image, path)
+    if plugin == "bioio_nd2":
+        return _nd2_native(image, path)
     if plugin != "bioio_ome_zarr":
         return None
     try:
@@ -119,3 +121,57 @@ def _tiff_native(image: Any, path: str) -> NativeArray | None:
     if any(reported.get(axis, 1) != sizes.get(axis, 1) for axis in AXES):
         return None
     return NativeArray(array, dims, fixed, keep_alive=tiff)
+
+
+class ND2Frames:
+    """Reads (T, C, Z, Y, X) regions frame by frame from a kept-open ``nd2.ND2File``."""
+
+    def __init__(self, handle: Any, frames: dict[tuple[int, int], int], channels: int) -> None:
+        self.handle = handle
+        self.frames = frames  # (t, z) -> frame index, for this scene (position)
+        self.channels = channels
+        self.dims = "TCZYX"
+
+    def read(self, timepoints: Sequence[int], channels: Sequence[int] | None,
+             region: tuple[slice, ...]) -> np.ndarray:
+        depth = max(z for _, z in self.frames) + 1
+        z_indices = range(depth)[region[0]]
+        picked = list(range(self.channels)) if channels is None else list(channels)
+        cache: dict[int, np.ndarray] = {}
+        planes = []
+        for t in timepoints:
+            if t not in cache:
+                stack = []
+                for z in z_indices:
+                    frame = np.asarray(self.handle.read_frame(self.frames[(t, z)]))
+                    frame = frame[None] if frame.ndim == 2 else frame  # C, Y, X
+                    stack.append(frame[picked][:, region[1], region[2]])
+                cache[t] = np.stack(stack, axis=1)  # C, Z, Y, X
+            planes.append(cache[t])
+        return np.stack(planes)
+
+
+def _nd2_native(image: Any, path: str) -> ND2Frames | None:
+    if "://" in path or "::" in path:
+        return None
+    try:
+        import nd2
+
+        handle = nd2.ND2File(path)
+        sizes = dict(handle.sizes)
+        if handle.is_rgb or not set(sizes) <= {"P", "T", "Z", "C", "Y", "X"}:
+            return None
+        scene = list(image.scenes).index(image.current_scene)
+        frames = {}
+        for index, coords in enumerate(handle.loop_indices):
+            if coords.get("P", 0) == scene:
+                frames[(coords.get("T", 0), coords.get("Z", 0))] = index
+        reported = dict(zip(image.dims.order, image.dims.shape))
+        expected = {"T": sizes.get("T", 1), "C": sizes.get("C", 1), "Z": sizes.get("Z", 1),
+                    "Y": sizes["Y"], "X": sizes["X"]}
+    except Exception:
+        return None
+    if any(reported.get(axis, 1) != size for axis, size in expected.items()) or \
+            len(frames) != expected["T"] * expected["Z"]:
+        return None
+    return ND2Frames(handle, frames, expected["C"])
