@@ -177,3 +177,17 @@ def test_server_restart_mid_epoch_is_retried(s3_endpoint, synthetic):
     assert len(got) == len(reference)
     for a, b in zip(got, reference):
         assert np.array_equal(a["raw"].numpy(), b["raw"].numpy())
+
+
+def test_staging_never_writes_outside_its_folder(tmp_path):
+    """A URL with '..' segments (from a manifest) still lands inside the staging folder."""
+    import fsspec
+
+    from timelapse_pipes.storage import stage_local
+
+    memory = fsspec.filesystem("memory")
+    memory.pipe("/lab/../../../escape.nd2", b"not really an nd2")
+    stage = tmp_path / "stage"
+    staged = stage_local("memory://lab/../../../escape.nd2", None, str(stage))
+    assert os.path.dirname(staged) == str(stage) and os.path.basename(staged).endswith("escape.nd2")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stage"]
