@@ -1,4 +1,4 @@
-"""The ``timelapse-pipes`` command: demo, inspect, preview.
+"""The ``timelapse-pipes`` command: demo, inspect, preview, bench.
 
 Exit codes: 0 success, 1 problems found (inspect) or demo verification failed, 2 usage errors.
 """
@@ -41,6 +41,28 @@ def _preview(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    return run_benchmarks(args.bench_args)
+
+
+def run_benchmarks(bench_args: Sequence[str]) -> int:
+    """Run ``python -m benchmarks`` with ``bench_args`` from the source checkout in the cwd."""
+    import os
+    import runpy
+
+    if not os.path.isfile(os.path.join("benchmarks", "__main__.py")):
+        print("error: the benchmarks live in the source checkout; run this from its root "
+              "(or run `python -m benchmarks` there).", file=sys.stderr)
+        return 2
+    sys.path.insert(0, os.getcwd())
+    sys.argv = ["python -m benchmarks", *bench_args]
+    try:
+        runpy.run_module("benchmarks", run_name="__main__", alter_sys=True)
+    except SystemExit as done:
+        return int(done.code or 0)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="timelapse-pipes",
@@ -74,11 +96,19 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--tile", type=int, default=128, help="tile size in pixels")
     preview.add_argument("--seed", type=int, default=0)
     preview.set_defaults(run=_preview)
+
+    bench = commands.add_parser("bench", help="run the benchmarks (python -m benchmarks) from a source checkout",
+                                add_help=False)
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER, help="arguments for python -m benchmarks")
+    bench.set_defaults(run=_bench)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``timelapse-pipes`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:  # everything after `bench` belongs to the benchmarks' own parser
+        return run_benchmarks(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args))
