@@ -96,6 +96,34 @@ def bioio_reference(path: str, timepoints: Iterable[int], channels: Iterable[int
     return data
 
 
+class OpenRecorder:
+    """Records files opened (Python's "open" audit event) whose path contains ``marker`` while active.
+
+    Audit hooks cannot be removed, so one hook per recorder stays installed but idle when inactive.
+    """
+
+    def __init__(self, marker: str) -> None:
+        import sys
+        import threading
+
+        self.marker = marker
+        self.opened: list[str] = []
+        self._active = threading.Event()
+        sys.addaudithook(self._hook)
+
+    def _hook(self, event: str, args: tuple) -> None:
+        if self._active.is_set() and event == "open" and isinstance(args[0], str) and self.marker in args[0]:
+            self.opened.append(args[0])
+
+    def __enter__(self) -> "OpenRecorder":
+        self.opened.clear()
+        self._active.set()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._active.clear()
+
+
 def collect(loader: Iterable[Any], limit: int | None = None) -> list[Any]:
     out = []
     for n, batch in enumerate(loader):

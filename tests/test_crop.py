@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-import threading
-
 import numpy as np
 import pytest
 from monai.transforms import SpatialCropd
 
 import timelapse_pipes as tp
-from tests.helpers import _pixels, bioio_reference, collect, write_ome_zarr
+from tests.helpers import OpenRecorder, _pixels, bioio_reference, collect, write_ome_zarr
 
 
 @pytest.mark.parametrize("key", ["zarr_v3", "zarr_v2", "ome_tiff", "czi"])
@@ -46,26 +43,15 @@ def test_crop_reads_only_intersecting_chunks(tmp_path):
     (t, c, z); a full frame opens all 16 chunks of a 128x128 plane."""
     path = write_ome_zarr(tmp_path / "chunked.ome.zarr", _pixels((4, 1, 1, 128, 128), 3), 3, levels=1,
                           chunk=(1, 1, 1, 32, 32))
-    opened: list[str] = []
-    active = threading.Event()
-
-    def hook(event, args):
-        if active.is_set() and event == "open" and isinstance(args[0], str) and "/c/" in args[0]:
-            opened.append(args[0])
-
-    sys.addaudithook(hook)
+    recorder = OpenRecorder("/c/")  # zarr v3 chunk files live under <array>/c/
 
     def chunk_reads(crop):
         loader = tp.build_loader({"dict_meta": {"path": [str(path)]}}, split=None, spatial_dims=2,
                                  crop=crop, prefetch=0, samples_per_epoch=1, seed=1)
         next(iter(loader))  # warm: metadata, reader open
-        opened.clear()
-        active.set()
-        try:
+        with recorder:
             batch = next(iter(loader))  # the next epoch's first sample: one (t, c, z) plane
-        finally:
-            active.clear()
-        return batch, len(set(opened))
+        return batch, len(set(recorder.opened))
 
     batch, cropped = chunk_reads({"roi_size": [16, 16], "mode": "center"})  # rows/cols 56..71
     assert batch["raw"].shape == (1, 1, 16, 16)

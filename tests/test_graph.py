@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-import threading
-
 import numpy as np
 import pytest
 import torch
 from torchdata.nodes import Batcher, Loader, Mapper, MultiNodeWeightedSampler
 
 import timelapse_pipes as tp
-from tests.helpers import bioio_reference, collect
+from tests.helpers import OpenRecorder, bioio_reference, collect
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -82,24 +79,14 @@ def test_resolution_level_and_uniform_grid(synthetic):
 
 def test_startup_opens_no_image_file(tmp_path, synthetic):
     """10,000 rows: build_loader reads the manifest and nothing else."""
-    opened: list[str] = []
-    active = threading.Event()
-
-    def hook(event, args):
-        if active.is_set() and event == "open" and isinstance(args[0], str) and "synthetic" in args[0]:
-            opened.append(args[0])
-
-    sys.addaudithook(hook)
+    recorder = OpenRecorder("synthetic")
     rows = "\n".join(f"{synthetic['zarr_v3']},0,train,0,0,0,{(i % 9) + 2}" for i in range(10_000))
     manifest = tmp_path / "big.csv"
     manifest.write_text("path,channel,split,scene,resolution,start,stop\n" + rows + "\n")
-    active.set()
-    try:
+    with recorder:
         loader = tp.build_loader(str(manifest), num_workers=2, samples_per_epoch=50)
         state = loader.state_dict()
-    finally:
-        active.clear()
-    assert opened == []
+    assert recorder.opened == []
     assert state["position"] == 0 and state["config"]["num_samples"] == 50
     first = next(iter(loader))
     assert first["raw"].shape == (1, 2 - 1, 3, 64, 64)
