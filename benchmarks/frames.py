@@ -84,7 +84,7 @@ def run(settings: Settings, datasets: list[Dataset]) -> tuple[list[Table], list[
         ["format", "frame (ZYX)", "workers", "timelapse_pipes", "raw limit", "baseline 2",
          "vs raw limit", "vs baseline 2", "first batch check"],
     )
-    worst_raw, worst_base, details, per_sample = float("inf"), float("inf"), [], []
+    worst_raw, worst_base, details, per_sample, headroom = float("inf"), float("inf"), [], [], []
     for data in datasets:
         check = _verify(data, settings)
         methods: dict[str, Callable[[], float]] = {}
@@ -99,6 +99,7 @@ def run(settings: Settings, datasets: list[Dataset]) -> tuple[list[Table], list[
                            f"{fmt(vs_raw)}x raw, {fmt(vs_base)}x b2")
             if threads == 0:
                 per_sample.append(f"{data.short} {fmt(1000 / lib)} ms vs raw {fmt(1000 / raw)} ms")
+                headroom.append(f"{data.short} {fmt(ratio(raw, base))}x")
             table.rows.append([
                 data.name, "x".join(map(str, data.zyx[-data.spatial_dims:])),
                 "0 (main)" if threads == 0 else f"{threads} threads",
@@ -113,15 +114,21 @@ def run(settings: Settings, datasets: list[Dataset]) -> tuple[list[Table], list[
         "timed after a warm-up of a few batches (files open), with the default prefetch of 2 batches.",
         "Raw limit: the native array opened once per file (and per thread), reading exactly the same "
         "timepoints (the library's pure plan), converted to float32 and stacked into a tensor like the "
-        "library's batches. With 2 threads it reads through a 2-thread pool, in order.",
+        "library's batches. With 2 threads every read is submitted to a 2-thread pool up front (in "
+        "order), so the pool keeps reading while the main thread stacks batches. A ratio above 1 "
+        "means the library's pipeline (workers reading while its prefetch thread collates) beat "
+        "this plain loop.",
         "Baseline 2: a new `BioImage(path)` per sample (plugin discovery), the full frame through "
         "`get_image_dask_data(...).compute()`, a float32 `MetaTensor`, stacked; the first "
         f"{settings.baseline_samples} of the same samples per round (it is slow), same thread counts.",
         "Time per sample, single-threaded: " + "; ".join(per_sample) + ". On small frames (the 64x64 "
         "ND2) the raw read is microseconds, so its ratio measures the library's fixed per-sample cost.",
+        "For reference, the raw limit itself is " + ", ".join(headroom) + " baseline 2 (single-threaded): "
+        "where that is below 5x, no reader can reach 5x baseline 2 at this frame size, because "
+        "decompressing and converting the frame dominates both.",
     ]
     targets = [Target("full frames", ">= 0.8x raw limit and >= 5x baseline 2",
                       f"worst {fmt(worst_raw)}x raw limit, worst {fmt(worst_base)}x baseline 2 "
-                      f"({'; '.join(details)})",
+                      f"({'; '.join(details)}); the raw limit itself is {', '.join(headroom)} baseline 2",
                       worst_raw >= 0.8 and worst_base >= 5)]
     return [table], targets

@@ -53,6 +53,40 @@ def load_average() -> str:
         return "unknown"
 
 
+def library_revision() -> str:
+    """The repository's commit, and whether the library's files differ from it (edited mid-work)."""
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                                text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "timelapse_pipes"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if not commit:
+        return "unknown"
+    return commit + (" + uncommitted changes in timelapse_pipes/" if dirty else "")
+
+
+def library_changes(start: str, end: str) -> str:
+    """Library files that changed between two revisions (the repository is edited concurrently)."""
+    import subprocess
+
+    first, last = start.split(" ")[0], end.split(" ")[0]
+    if start == end:
+        return "none"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        names = subprocess.run(["git", "diff", "--name-only", first, last, "--", "timelapse_pipes"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    extra = " (and uncommitted edits)" if "uncommitted" in start + end else ""
+    return (", ".join(names) or "no file under timelapse_pipes/") + extra
+
+
 def machine_info() -> dict[str, str]:
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     info = {
@@ -62,6 +96,7 @@ def machine_info() -> dict[str, str]:
         "platform": platform.platform(),
         "python": platform.python_version(),
     }
+    info["timelapse_pipes revision"] = library_revision()
     for package in ("timelapse-pipes", "torch", "torchdata", "bioio", "bioio-ome-zarr", "bioio-ome-tiff",
                     "bioio-nd2", "zarr", "tifffile", "nd2", "dask", "numpy", "monai"):
         info[package] = _version(package)
@@ -107,6 +142,10 @@ def render(info: dict[str, str], settings: dict[str, Any], command: str, tables:
     ]
     lines.extend(f"| {key} | {value} |" for key, value in info.items())
     lines.append(f"| load average at end | {end_load} |")
+    end_revision = library_revision()
+    lines.append(f"| timelapse_pipes revision at end | {end_revision} |")
+    lines.append(f"| library files changed during the run | "
+                 f"{library_changes(info.get('timelapse_pipes revision', ''), end_revision)} |")
     lines += ["", "## Targets", "", "| target | goal | measured | verdict |", "|---|---|---|---|"]
     lines.extend(f"| {t.name} | {t.goal} | {t.measured} | {mark[t.met]} |" for t in targets)
     if quick:

@@ -81,9 +81,13 @@ def raw_rate(reads: Sequence[PlannedRead], batch_size: int, channels: Sequence[i
 
     def run() -> float:
         started = clock()
-        for chunk in _in_batches(reads, batch_size):
-            arrays = list(executor.map(read, chunk)) if executor else [read(item) for item in chunk]
-            to_batch(arrays)
+        if executor is None:
+            for chunk in _in_batches(reads, batch_size):
+                to_batch([read(item) for item in chunk])
+        else:  # every read submitted up front: the pool keeps reading while this thread stacks
+            results = executor.map(read, reads)
+            for chunk in _in_batches(reads, batch_size):
+                to_batch([next(results) for _ in chunk])
         return len(reads) / (clock() - started)
     return run
 

@@ -130,12 +130,12 @@ class ND2Frames:
         self.handle = handle
         self.frames = frames  # (t, z) -> frame index, for this scene (position)
         self.channels = channels
+        self.depth = max(z for _, z in frames) + 1
         self.dims = "TCZYX"
 
     def read(self, timepoints: Sequence[int], channels: Sequence[int] | None,
              region: tuple[slice, ...]) -> np.ndarray:
-        depth = max(z for _, z in self.frames) + 1
-        z_indices = range(depth)[region[0]]
+        z_indices = range(self.depth)[region[0]]
         picked = list(range(self.channels)) if channels is None else list(channels)
         cache: dict[int, np.ndarray] = {}
         planes = []

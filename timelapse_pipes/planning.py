@@ -88,6 +88,8 @@ def _row_permutation(seed: int, epoch: int, pass_index: int, num_rows: int) -> n
 
 def row_for_sample(seed: int, epoch: int, index: int, num_rows: int) -> int:
     """The manifest row of sample ``index`` of ``epoch``."""
+    if num_rows == 1:
+        return 0
     pass_index, offset = divmod(index, num_rows)
     return int(_row_permutation(seed, epoch, pass_index, num_rows)[offset])
 
