@@ -81,3 +81,19 @@ def test_usage_errors_exit_2():
     assert run().returncode == 2
     assert run("inspect").returncode == 2
     assert "demo" in run("--help").stdout
+
+
+@pytest.mark.timeout(240)
+def test_bench_quick_mode_writes_the_table(tmp_path):
+    """The benchmarks run in --quick mode only, to prove they work (figures live in docs/)."""
+    from pathlib import Path
+
+    out = tmp_path / "bench.md"
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+    done = subprocess.run([sys.executable, "-m", "timelapse_pipes", "bench", "--quick", "--out", str(out)],
+                          capture_output=True, text=True, timeout=230, env=env,
+                          cwd=str(Path(__file__).resolve().parents[1]))
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = out.read_text()
+    for target in ("start-up", "full frames", "crops", "resume", "memory"):
+        assert f"| {target} |" in text
