@@ -8,6 +8,7 @@ image; if anything about it disagrees with what bioio reports (dims, shape), the
 
 from __future__ import annotations
 
+import os
 from typing import Any, Sequence
 
 import numpy as np
@@ -50,8 +51,6 @@ class NativeArray:
         order = present + "".join(missing)
         data = data.reshape(data.shape + (1,) * len(missing))
         data = np.transpose(data, [order.index(axis) for axis in AXES])
-        if len(missing) and "T" in missing:
-            data = np.repeat(data, len(unique_t), axis=0)  # a file without T: timepoint 0 only
         return data[inverse] if len(inverse) != len(unique_t) or np.any(np.diff(inverse) < 0) else data
 
 
@@ -88,7 +87,7 @@ _TIFF_AXES = {"T": "T", "C": "C", "Z": "Z", "Y": "Y", "X": "X", "Q": "Z", "I": "
 
 
 def _tiff_native(image: Any, path: str) -> NativeArray | None:
-    if "://" in path or "::" in path:
+    if not os.path.isfile(path):  # remote or staged: bioio's path
         return None
     try:
         import tifffile
@@ -152,7 +151,7 @@ class ND2Frames:
 
 
 def _nd2_native(image: Any, path: str) -> ND2Frames | None:
-    if "://" in path or "::" in path:
+    if not os.path.isfile(path):  # remote or staged: bioio's path
         return None
     try:
         import nd2

@@ -28,6 +28,7 @@ __all__ = [
     "row_for_sample",
     "sample_rng",
     "transform_seed",
+    "check_distinct_frames",
     "choose_timepoints",
     "choose_crop_offset",
     "resolve_samples_per_epoch",
@@ -130,6 +131,16 @@ TIMEPOINT_SAMPLERS: dict[str, TimepointSampler] = {
 NEEDS_DISTINCT_FRAMES = frozenset({"sequential", "uniform"})
 
 
+def check_distinct_frames(start: int, stop: int, count: int, mode: str, where: str = "") -> None:
+    """Refuse a range shorter than ``count`` for the modes that promise distinct frames."""
+    if stop - start < count and mode in NEEDS_DISTINCT_FRAMES:
+        raise SampleError(
+            f"{where}: the range [{start}, {stop}) holds {stop - start} frames but "
+            f"num_timepoints={count} with timepoint_sampling={mode!r} needs distinct frames; "
+            f"widen the range, lower num_timepoints or use 'random'."
+        )
+
+
 def choose_timepoints(seed: int, epoch: int, index: int, start: int, stop: int, count: int,
                       mode: str, jitter: bool = True, where: str = "") -> tuple[int, ...]:
     """Timepoints of one sample, all in ``[start, stop)``.
@@ -140,12 +151,7 @@ def choose_timepoints(seed: int, epoch: int, index: int, start: int, stop: int, 
     """
     if mode not in TIMEPOINT_SAMPLERS:
         raise ConfigError(f"timepoint_sampling={mode!r} must be one of {sorted(TIMEPOINT_SAMPLERS)}.")
-    if stop - start < count and mode in NEEDS_DISTINCT_FRAMES:
-        raise SampleError(
-            f"{where}: the range [{start}, {stop}) holds {stop - start} frames but "
-            f"num_timepoints={count} with timepoint_sampling={mode!r} needs distinct frames; "
-            f"widen the range, lower num_timepoints or use 'random'."
-        )
+    check_distinct_frames(start, stop, count, mode, where)
     rng = sample_rng(seed, epoch, index, TIMEPOINT_TAG)
     return tuple(TIMEPOINT_SAMPLERS[mode](rng, start, stop, count, jitter))
 

@@ -90,7 +90,7 @@ class OpenImage:
     _native: Any = field(default=False, repr=False)
 
     def native(self) -> Any:
-        """The reader's own array when a fast path applies (OME-Zarr), else None; found once."""
+        """The reader's own array when a fast path applies (OME-Zarr, local TIFF, ND2), else None; found once."""
         if self._native is False:
             from .native import find_native_array
 

@@ -30,18 +30,12 @@ def read_region(image: OpenImage, order: str, timepoints: Sequence[int],
     output channels are ``c0s0, c0s1, c0s2, c1s0, ...``.
     """
     native = image.native() if order == "TCZYX" else None
-    if native is not None:
-        try:
-            return native.read(timepoints, channels, region)
-        except (ValueError, IndexError) as exc:
-            raise UnsupportedImageError(f"{where}: reading T={list(timepoints)} failed: {exc}") from exc
-        except Exception as exc:
-            raise ImageReadError(f"{where}: reading T={list(timepoints)} failed: {type(exc).__name__}: {exc}") from exc
-    lazy = image.lazy_array(order)
     samples = order.endswith("S")
-    spatial = (slice(None),) * 2 + tuple(region) + ((slice(None),) if samples else ())
     try:
-        lazy = lazy[spatial][list(timepoints)]
+        if native is not None:
+            return native.read(timepoints, channels, region)
+        spatial = (slice(None),) * 2 + tuple(region) + ((slice(None),) if samples else ())
+        lazy = image.lazy_array(order)[spatial][list(timepoints)]
         if channels is not None:
             lazy = lazy[:, list(channels)]
         data = np.asarray(lazy.compute(scheduler="synchronous"))

@@ -12,6 +12,7 @@ from ..errors import ImageReadError, SampleError
 from ..manifest import ManifestRow
 from ..metadata import ImageMetadata, MetadataCache
 from ..options import SampleOptions
+from ..planning import check_distinct_frames
 from ..readers import ReaderCache
 from ..sample_plan import SamplePlan
 
@@ -68,20 +69,13 @@ def check_row_fits(row: ManifestRow, metadata: ImageMetadata, options: SampleOpt
             f"{where}: stop={row.stop} is beyond the image's T={dims['T']} frames (stop is exclusive; "
             f"use -1 for the end)."
         )
-    if options.num_timepoints > (row.stop or dims["T"]) - row.start \
-            and options.timepoint_sampling in ("sequential", "uniform"):
-        raise SampleError(
-            f"{where}: the range holds {(row.stop or dims['T']) - row.start} frames but "
-            f"num_timepoints={options.num_timepoints} with timepoint_sampling="
-            f"{options.timepoint_sampling!r} needs distinct frames; widen the range or use 'random'."
-        )
-    if not check_spatial_dims:
-        pass
-    elif options.spatial_dims == 3 and dims["Z"] == 1:
+    check_distinct_frames(row.start, dims["T"] if row.stop is None else row.stop, options.num_timepoints,
+                          options.timepoint_sampling, where)
+    if check_spatial_dims and options.spatial_dims == 3 and dims["Z"] == 1:
         raise SampleError(
             f"{where}: spatial_dims=3 but the image is 2-D (Z=1); use spatial_dims=2 for YX samples."
         )
-    if options.spatial_dims == 2 and dims["Z"] > 1:
+    if check_spatial_dims and options.spatial_dims == 2 and dims["Z"] > 1:
         raise SampleError(
             f"{where}: spatial_dims=2 but the image has Z={dims['Z']} planes; use spatial_dims=3, "
             f"or time_axis='Z' if those planes are really timepoints."
