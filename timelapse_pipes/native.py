@@ -93,10 +93,13 @@ def _tiff_native(image: Any, path: str) -> NativeArray | None:
         import tifffile
         import zarr
 
+        tiff = tifffile.TiffFile(path)
+    except Exception:
+        return None
+    try:
         scenes = list(image.scenes)
         scene_index = scenes.index(image.current_scene)
         level = int(getattr(image, "current_resolution_level", 0) or 0)
-        tiff = tifffile.TiffFile(path)
         fixed: dict[str, int] = {}
         if len(tiff.series) == len(scenes):
             series = tiff.series[scene_index]
@@ -104,20 +107,20 @@ def _tiff_native(image: Any, path: str) -> NativeArray | None:
                 tiff.series[0].shape[tiff.series[0].axes.index("R")] == len(scenes):
             series, fixed = tiff.series[0], {"R": scene_index}
         else:
-            return None
+            raise ValueError("scenes do not map onto series")
         if level >= len(series.levels) or any(a not in _TIFF_AXES for a in series.axes):
-            return None
+            raise ValueError("unsupported level or axes")
         dims = "".join(_TIFF_AXES[a] for a in series.axes)
         if len(set(dims)) != len(dims) or ("R" in dims and "R" not in fixed):
-            return None
+            raise ValueError("ambiguous axes")
         array = zarr.open(series.aszarr(level=level), mode="r")
         reported = dict(zip(image.dims.order, image.dims.shape))
-    except Exception:
-        return None
-    if "S" in reported or not hasattr(array, "oindex") or len(array.shape) != len(dims):
-        return None
-    sizes = {axis: size for axis, size in zip(dims, array.shape) if axis not in fixed}
-    if any(reported.get(axis, 1) != sizes.get(axis, 1) for axis in AXES):
+        sizes = {axis: size for axis, size in zip(dims, array.shape) if axis not in fixed}
+        if "S" in reported or not hasattr(array, "oindex") or len(array.shape) != len(dims) or \
+                any(reported.get(axis, 1) != sizes.get(axis, 1) for axis in AXES):
+            raise ValueError("dims disagree with bioio")
+    except Exception:  # no fast path: close the file instead of leaving it to the collector
+        tiff.close()
         return None
     return NativeArray(array, dims, fixed, keep_alive=tiff)
 
@@ -131,6 +134,13 @@ class ND2Frames:
         self.channels = channels
         self.depth = max(z for _, z in frames) + 1
         self.dims = "TCZYX"
+
+    def __del__(self) -> None:
+        # nd2 warns when an ND2File is garbage collected open; an evicted reader closes its file.
+        try:
+            self.handle.close()
+        except Exception:
+            pass
 
     def read(self, timepoints: Sequence[int], channels: Sequence[int] | None,
              region: tuple[slice, ...]) -> np.ndarray:
@@ -157,9 +167,12 @@ def _nd2_native(image: Any, path: str) -> ND2Frames | None:
         import nd2
 
         handle = nd2.ND2File(path)
+    except Exception:
+        return None
+    try:
         sizes = dict(handle.sizes)
         if handle.is_rgb or not set(sizes) <= {"P", "T", "Z", "C", "Y", "X"}:
-            return None
+            raise ValueError("unsupported axes")
         scene = list(image.scenes).index(image.current_scene)
         frames = {}
         for index, coords in enumerate(handle.loop_indices):
@@ -168,9 +181,10 @@ def _nd2_native(image: Any, path: str) -> ND2Frames | None:
         reported = dict(zip(image.dims.order, image.dims.shape))
         expected = {"T": sizes.get("T", 1), "C": sizes.get("C", 1), "Z": sizes.get("Z", 1),
                     "Y": sizes["Y"], "X": sizes["X"]}
-    except Exception:
-        return None
-    if any(reported.get(axis, 1) != size for axis, size in expected.items()) or \
-            len(frames) != expected["T"] * expected["Z"]:
+        if any(reported.get(axis, 1) != size for axis, size in expected.items()) or \
+                len(frames) != expected["T"] * expected["Z"]:
+            raise ValueError("dims disagree with bioio")
+    except Exception:  # no fast path: close the file instead of leaving it to the collector
+        handle.close()
         return None
     return ND2Frames(handle, frames, expected["C"])
