@@ -77,7 +77,8 @@ ROW_CASES = [  # (label, csv row after "path,split,", options, error class, mess
      tp.SampleError, r"holds 3 frames but num_timepoints=4"),
     ("num_timepoints > range, uniform", f"{OME},train,0,0,0,0,3", {"num_timepoints": 5, "timepoint_sampling": "uniform"},
      tp.SampleError, r"holds 3 frames but num_timepoints=5"),
-    ("spatial_dims=3 on a 2-D file", f"{ND2},train,0,0,0,,", {"spatial_dims": 3}, tp.SampleError, r"spatial_dims=3 but the image is 2-D"),
+    ("crop deeper than a 2-D file under spatial_dims=3", f"{ND2},train,0,0,0,,",
+     {"spatial_dims": 3, "crop": {"roi_size": [2, 16, 16]}}, tp.SampleError, r"frame \[1, 64, 64\] is smaller than crop"),
     ("spatial_dims=2 on a Z-stack", "nd2/example-zstack.nd2,train,0,0,0,,", {"spatial_dims": 2}, tp.SampleError,
      r"spatial_dims=2 but the image has Z=11"),
     ("dtype cast that overflows", f"{ND2},train,0,0,0,,", {"dtype": "int8"}, tp.SampleError, r"uint16 pixels to dtype=int8 could overflow"),
@@ -95,7 +96,7 @@ def test_rows_that_do_not_fit_their_image(label, row, options, error, message, s
     report = inspect_manifest(manifest, spatial_dims=options["spatial_dims"],
                               num_timepoints=options.get("num_timepoints", 1),
                               timepoint_sampling=options.get("timepoint_sampling", "random"))
-    if "dtype" not in options:  # inspect checks rows against files; the cast is a loader option
+    if "dtype" not in options and "crop" not in options:  # the cast and the crop are loader options
         assert len(report["problems"]) == 1 and report["problems"][0]["row"] == 1
 
 
@@ -118,6 +119,8 @@ MANIFEST_CASES = [  # (label, file bytes, build_loader options, message)
     ("bad channel '-3'", b"path,split,channel\nx.tif,train,-3\n", {}, r"row 1: column 'channel'.*negative"),
     ("start >= stop", b"path,split,start,stop\nx.tif,train,5,5\n", {}, r"row 1: start=5 >= stop=5"),
     ("negative stop other than -1", b"path,split,stop\nx.tif,train,-4\n", {}, r"column 'stop' is -4; only -1"),
+    ("step 0", b"path,split,step\nx.tif,train,0\n", {}, r"row 1: column 'step' is 0; step must be a positive integer"),
+    ("step not an integer", b"path,split,step\nx.tif,train,1.5\n", {}, r"row 1: column 'step' value '1.5' is not an integer"),
     ("missing extra column", b"path,split\nx.tif,train\n", {"extra_columns": ["cell_id"]}, r"lacks extra_columns \['cell_id'\]"),
 ]
 

@@ -67,6 +67,7 @@ def prepare(
     time_stop_column: str = "stop",
     reader_column: str = "reader",
     time_axis_column: str = "time_axis",
+    time_step_column: str = "step",
     extra_columns: Sequence[str] = (),
     stop_inclusive: bool = False,
     metadata_cache: str | None = None,
@@ -88,7 +89,7 @@ def prepare(
     columns = ManifestColumns(
         path=img_path_column, channel=channel_column, split=split_column, scene=scene_column,
         resolution=resolution_column, start=time_start_column, stop=time_stop_column,
-        reader=reader_column, time_axis=time_axis_column,
+        reader=reader_column, time_axis=time_axis_column, step=time_step_column,
     )
     manifest = read_manifest(path, split=split, columns=columns, extra_columns=options.extra_columns,
                              stop_inclusive=stop_inclusive, storage_options=storage_options)

@@ -8,6 +8,7 @@ Conventions:
 
 * ``stop`` is **exclusive**; empty or ``-1`` means "to the end". cyto-dl's
   ``MultiDimImageDataset`` treats stop as inclusive: pass ``stop_inclusive=True`` when migrating.
+* ``step`` (cyto-dl's ``time_step_column``) keeps every step-th frame of ``start..stop``; default 1.
 * ``channel`` is an int or a comma list (``"0,2,4"``); empty means every channel.
 * ``scene`` is an index or a scene name; ``resolution`` a level index.
 * Relative image paths are resolved against the manifest's own folder or URL.
@@ -48,6 +49,7 @@ class ManifestColumns:
     stop: str = "stop"
     reader: str = "reader"
     time_axis: str = "time_axis"
+    step: str = "step"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,7 @@ class ManifestRow:
     split: str | None = None
     reader: str | None = None
     time_axis: str | None = None
+    step: int = 1
     extras: tuple[tuple[str, str], ...] = ()
 
     @property
@@ -74,8 +77,9 @@ class ManifestRow:
 
     def key(self) -> list[Any]:
         """The fields that decide what this row yields (used in fingerprints)."""
-        return [self.path, self.channels, self.scene, self.resolution, self.start, self.stop,
-                self.reader, self.time_axis, list(self.extras)]
+        key = [self.path, self.channels, self.scene, self.resolution, self.start, self.stop,
+               self.reader, self.time_axis, list(self.extras)]
+        return key if self.step == 1 else key + [self.step]  # step 1 keeps older fingerprints
 
 
 @dataclass(frozen=True)
@@ -203,6 +207,17 @@ def _parse_range(start_value: Any, stop_value: Any, where: str, columns: Manifes
     return start, stop
 
 
+def _parse_step(value: Any, where: str, column: str) -> int:
+    step = _parse_optional_int(value, where, column, 1)
+    assert step is not None
+    if step < 1:
+        raise ManifestError(
+            f"{where}: column '{column}' is {step}; step must be a positive integer "
+            f"(1 keeps every frame, 2 every other frame)."
+        )
+    return step
+
+
 def _row_from_mapping(record: Mapping[str, Any], row_number: int, source: str, base: str | None,
                       columns: ManifestColumns, extra_columns: Sequence[str],
                       stop_inclusive: bool) -> ManifestRow:
@@ -233,6 +248,7 @@ def _row_from_mapping(record: Mapping[str, Any], row_number: int, source: str, b
         split=None if split is None else str(split).strip(),
         reader=None if reader in (None, "") else str(reader).strip(),
         time_axis=time_axis,
+        step=_parse_step(record.get(columns.step), where, columns.step),
         extras=tuple((name, str(record[name])) for name in extra_columns),
     )
 

@@ -28,6 +28,7 @@ __all__ = [
     "row_for_sample",
     "sample_rng",
     "transform_seed",
+    "frames_in_range",
     "check_distinct_frames",
     "choose_timepoints",
     "choose_crop_offset",
@@ -131,29 +132,40 @@ TIMEPOINT_SAMPLERS: dict[str, TimepointSampler] = {
 NEEDS_DISTINCT_FRAMES = frozenset({"sequential", "uniform"})
 
 
-def check_distinct_frames(start: int, stop: int, count: int, mode: str, where: str = "") -> None:
+def frames_in_range(start: int, stop: int, step: int = 1) -> int:
+    """How many frames ``start, start + step, ...`` lie below ``stop``."""
+    return len(range(start, stop, step))
+
+
+def check_distinct_frames(start: int, stop: int, count: int, mode: str, where: str = "",
+                          step: int = 1) -> None:
     """Refuse a range shorter than ``count`` for the modes that promise distinct frames."""
-    if stop - start < count and mode in NEEDS_DISTINCT_FRAMES:
+    available = frames_in_range(start, stop, step)
+    if available < count and mode in NEEDS_DISTINCT_FRAMES:
+        every = "" if step == 1 else f" at step {step}"
         raise SampleError(
-            f"{where}: the range [{start}, {stop}) holds {stop - start} frames but "
+            f"{where}: the range [{start}, {stop}){every} holds {available} frames but "
             f"num_timepoints={count} with timepoint_sampling={mode!r} needs distinct frames; "
             f"widen the range, lower num_timepoints or use 'random'."
         )
 
 
 def choose_timepoints(seed: int, epoch: int, index: int, start: int, stop: int, count: int,
-                      mode: str, jitter: bool = True, where: str = "") -> tuple[int, ...]:
-    """Timepoints of one sample, all in ``[start, stop)``.
+                      mode: str, jitter: bool = True, where: str = "", step: int = 1) -> tuple[int, ...]:
+    """Timepoints of one sample, all among ``start, start + step, ...`` below ``stop``.
 
     ``random`` draws without replacement (sorted), falling back to replacement only when the
-    range is shorter than ``count``. ``sequential`` is a window at a random start. ``uniform`` is
-    evenly spaced with a random phase (``jitter=False``: the fixed grid starting at ``start``).
+    range is shorter than ``count``. ``sequential`` is a window of consecutive frames of the step
+    grid at a random start. ``uniform`` is evenly spaced with a random phase (``jitter=False``: the
+    fixed grid starting at ``start``). Draws happen on frame positions ``0..L-1`` of the grid, so
+    ``step=1`` gives exactly the frames it always gave.
     """
     if mode not in TIMEPOINT_SAMPLERS:
         raise ConfigError(f"timepoint_sampling={mode!r} must be one of {sorted(TIMEPOINT_SAMPLERS)}.")
-    check_distinct_frames(start, stop, count, mode, where)
+    check_distinct_frames(start, stop, count, mode, where, step)
     rng = sample_rng(seed, epoch, index, TIMEPOINT_TAG)
-    return tuple(TIMEPOINT_SAMPLERS[mode](rng, start, stop, count, jitter))
+    positions = TIMEPOINT_SAMPLERS[mode](rng, 0, frames_in_range(start, stop, step), count, jitter)
+    return tuple(start + p * step for p in positions)
 
 
 def choose_crop_offset(seed: int, epoch: int, index: int, frame_shape: Sequence[int],

@@ -70,11 +70,8 @@ def check_row_fits(row: ManifestRow, metadata: ImageMetadata, options: SampleOpt
             f"use -1 for the end)."
         )
     check_distinct_frames(row.start, dims["T"] if row.stop is None else row.stop, options.num_timepoints,
-                          options.timepoint_sampling, where)
-    if check_spatial_dims and options.spatial_dims == 3 and dims["Z"] == 1:
-        raise SampleError(
-            f"{where}: spatial_dims=3 but the image is 2-D (Z=1); use spatial_dims=2 for YX samples."
-        )
+                          options.timepoint_sampling, where, row.step)
+    # spatial_dims=3 on a 2-D image gives Z=1 (as bioio and cyto-dl do); only the reverse is refused.
     if check_spatial_dims and options.spatial_dims == 2 and dims["Z"] > 1:
         raise SampleError(
             f"{where}: spatial_dims=2 but the image has Z={dims['Z']} planes; use spatial_dims=3, "

@@ -23,7 +23,7 @@ class TimepointSampler:
         stop = dims["T"] if row.stop is None else row.stop
         timepoints = choose_timepoints(
             options.seed, key.epoch, key.index, row.start, stop, options.num_timepoints,
-            options.timepoint_sampling, options.uniform_jitter, where=row.where,
+            options.timepoint_sampling, options.uniform_jitter, where=row.where, step=row.step,
         )
         offset = None
         if options.crop is not None:
