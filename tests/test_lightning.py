@@ -126,3 +126,72 @@ def test_guide_yaml_fits_and_resumes_mid_epoch(datamodule_config, tmp_path):
         _trainer(tmp_path).fit(resumed, datamodule=hydra.utils.instantiate(datamodule_config),
                                ckpt_path=str(tmp_path / "ckpt" / f"step={step}.ckpt"))
         assert [s[2:] for s in resumed.seen] == [s[2:] for s in model.seen[step:]]
+
+
+# The seed guide's YAML verbatim, with only the `_target_`s changed (cyto-dl is not installed).
+SEED_GUIDE_YAML = """
+_target_: timelapse_pipes.lightning.RandomTimelapseDatamodule
+
+path: {manifest}
+split_column: split
+
+# Sample 5 random timepoints per file per batch
+num_timepoints: 5
+timepoint_sampling: random  # Options: random, sequential, uniform
+
+spatial_dims: 3  # 2 for YX, 3 for ZYX
+seed: 42
+
+num_workers: 8
+batch_size: 4
+
+transforms:
+  train:
+    _target_: monai.transforms.Compose
+    transforms:
+      - _target_: timelapse_pipes.BioIOImageLoaderd
+        path_key: original_path
+        out_key: raw
+        dask_load: True
+        dtype: numpy.float32
+      # ... your other transforms ...
+"""
+
+
+class TinyVolumeModel(pl.LightningModule):
+    """A 3-D convolution over every (timepoint, channel) volume of a [B, T, C, Z, Y, X] batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv3d(1, 1, 3, padding=1)
+        self.shapes: list[tuple[int, ...]] = []
+
+    def training_step(self, batch, batch_idx):
+        raw = torch.as_tensor(batch["raw"]).float()
+        self.shapes.append(tuple(raw.shape))
+        volumes = raw.reshape(-1, 1, *raw.shape[-3:])
+        return self.conv(volumes / (volumes.abs().amax() + 1)).pow(2).mean()
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+@pytest.mark.filterwarnings("ignore:You passed in a `val_dataloader` but have no `validation_step`")
+@pytest.mark.parametrize("name,expected_zyx", [
+    ("ome-tiff/181003_multi_pos_time_course_1_MMStack.ome.tif", (1, 256, 256)),  # real 2-D+t OME-TIFF
+    ("nd2/example-timelapse.nd2", (1, 64, 64)),                                   # real 2-D+t ND2
+    ("zarr_v3", (3, 64, 64)),                                                      # synthetic 3-D OME-Zarr
+])
+def test_the_seed_guide_yaml_fits_2d_and_3d_timelapses(name, expected_zyx, shared_data, synthetic, tmp_path):
+    path = synthetic[name] if name in synthetic else shared_data / name
+    manifest = tmp_path / "metadata.csv"
+    manifest.write_text(f"path,split\n{path},train\n")
+    datamodule = hydra.utils.instantiate(OmegaConf.create(SEED_GUIDE_YAML.format(manifest=manifest)))
+    model = TinyVolumeModel()
+    trainer = pl.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, num_sanity_val_steps=0, enable_checkpointing=False,
+                         default_root_dir=str(tmp_path))
+    trainer.fit(model, datamodule=datamodule)
+    channels = 2 if name == "zarr_v3" else 1
+    assert model.shapes == [(1, 5, channels, *expected_zyx)] * 2  # one row: one sample an epoch
+    assert all(torch.isfinite(p).all() for p in model.parameters())

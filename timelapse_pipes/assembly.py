@@ -29,6 +29,11 @@ class Prepared:
     num_samples: int
     pipeline: SamplePipeline
     config: dict[str, Any]
+    readers: ReaderCache
+
+    def close(self) -> None:
+        """Close the files this process has open for these samples (they reopen on demand)."""
+        self.readers.close()
 
 
 def _transform_for_split(transforms: Any, split: str | None) -> Callable[[Any], Any] | None:
@@ -110,7 +115,7 @@ def prepare(
     config = config_summary(options, manifest.fingerprint(), num_samples)
     config["transform"] = None if transform is None else _describe(transform)
     config["on_error"] = on_error
-    return Prepared(manifest, options, num_samples, pipeline, config)
+    return Prepared(manifest, options, num_samples, pipeline, config, readers)
 
 
 def _describe(transform: Any) -> str:

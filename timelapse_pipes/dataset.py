@@ -36,6 +36,17 @@ class TimelapseDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self.prepared.num_samples
 
+    def close(self) -> None:
+        """Close every reader and file handle this process opened (worker processes close theirs
+        when they exit). Reading again reopens what it needs."""
+        self.prepared.close()
+
+    def __enter__(self) -> "TimelapseDataset":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def __getitem__(self, key: int | SampleKey | tuple[int, int]) -> Any:
         if isinstance(key, tuple):
             epoch, index = int(key[0]), int(key[1])

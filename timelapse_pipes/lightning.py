@@ -127,6 +127,11 @@ class RandomTimelapseDatamodule(pl.LightningDataModule):
     def test_dataloader(self) -> Any:
         return self._loader("test") if self.has_split("test") else []
 
+    def teardown(self, stage: str) -> None:
+        """Stop every loader's workers and close its open files when fit, validate or test ends."""
+        for synced in self._loaders.values():
+            synced.loader.close()
+
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         trainer = self._trainer_or_none()
         if trainer is not None and trainer.training and "train" in self._loaders:

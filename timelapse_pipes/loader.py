@@ -40,6 +40,25 @@ def find_index_state(state: Any) -> dict[str, Any] | None:
     return None
 
 
+def shutdown_graph(root: Any) -> None:
+    """Stop the threads and processes of a torchdata graph, outermost first.
+
+    torchdata stops them only when its iterators are garbage collected; each node keeps its
+    iterator in ``_it`` and its parent in ``source``.
+    """
+    seen: set[int] = set()
+    pending = [root]
+    while pending:
+        node = pending.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        stop = getattr(node, "_shutdown", None)
+        if callable(stop):
+            stop()
+        pending.extend(getattr(node, name, None) for name in ("source", "_it"))
+
+
 def unwrap_worker_error(error: TimelapsePipesError) -> TimelapsePipesError:
     """torchdata re-raises errors from its threads as "Caught X in _populate_queue. <traceback>";
     give the user back the library's own one-line message."""
@@ -145,6 +164,21 @@ class TimelapseLoader(Loader):
         """Batches per epoch on this rank."""
         samples = shard_length(self.prepared.num_samples, 0, self.index_source.shard)
         return samples // self.batch_size if self.drop_last else -(-samples // self.batch_size)
+
+    def close(self) -> None:
+        """Stop the workers and close every open reader and file handle of this process.
+
+        The loader stays usable: iterating again starts a fresh graph and reopens what it reads,
+        continuing where the stream stopped, as a new ``iter()`` always does.
+        """
+        shutdown_graph(self.root)
+        self.prepared.close()
+
+    def __enter__(self) -> "TimelapseLoader":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def stats(self) -> dict[str, Any]:
         """Counters of this process: skipped samples, retries and the bad files seen."""

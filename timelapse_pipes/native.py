@@ -28,6 +28,12 @@ class NativeArray:
         self.fixed = dict(fixed or {})
         self._keep_alive = keep_alive  # e.g. the open TiffFile behind a tifffile zarr store
 
+    def close(self) -> None:
+        """Close the file kept open behind the array (a zarr store over a directory has none)."""
+        if self._keep_alive is not None:
+            self._keep_alive.close()
+            self._keep_alive = None
+
     def read(self, timepoints: Sequence[int], channels: Sequence[int] | None,
              region: tuple[slice, ...]) -> np.ndarray:
         """``(len(timepoints), C, Z, Y, X)`` pixels; ``region`` slices Z, Y, X."""
@@ -134,6 +140,10 @@ class ND2Frames:
         self.channels = channels
         self.depth = max(z for _, z in frames) + 1
         self.dims = "TCZYX"
+
+    def close(self) -> None:
+        """Close the kept-open ``ND2File``."""
+        self.handle.close()
 
     def __del__(self) -> None:
         # nd2 warns when an ND2File is garbage collected open; an evicted reader closes its file.

@@ -97,6 +97,14 @@ class OpenImage:
             self._native = find_native_array(self.image, self.path)
         return self._native
 
+    def close(self) -> None:
+        """Close the native file handle and drop the lazy arrays; bioio readers have no ``close()``."""
+        native, self._native = self._native, False
+        if native:
+            native.close()
+        self.lazy.clear()
+        close_reader(self.image)
+
     def lazy_array(self, order: str) -> Any:
         """The whole scene as a lazy dask array in ``order`` (built once, then sliced per read)."""
         if order not in self.lazy:
@@ -145,6 +153,16 @@ class ReaderCache:
         """Drop every open image (they close when garbage collected)."""
         with self._lock:
             self._images.clear()
+
+    def close(self) -> None:
+        """Close every open image's file handles now. Later reads open the files again.
+
+        Call it only when no thread is reading (the loader's ``close()`` stops its workers first).
+        """
+        with self._lock:
+            images, self._images = list(self._images.values()), OrderedDict()
+        for image in images:
+            image.close()
 
     def __len__(self) -> int:
         return len(self._images)
@@ -198,6 +216,22 @@ def open_image(path: str, reader_class: type, scene_index: int = 0, level: int =
             f"{type(exc).__name__}: {redact(str(exc), fs_kwargs)}.{hint}"
         ) from None
     return image
+
+
+def close_reader(image: Any) -> None:
+    """Close what a ``BioImage``'s reader holds open, where the plugin exposes it.
+
+    bioio readers have no ``close()``; bioio-nd2 keeps a remote file's ``ND2File`` in ``_nd2``.
+    """
+    reader = getattr(image, "_reader", None) or getattr(image, "reader", None)
+    for owner in (image, reader):
+        closer = getattr(owner, "close", None)
+        if callable(closer):
+            closer()
+    handle = getattr(reader, "_nd2", None)
+    if handle is not None:
+        handle.close()
+        reader._nd2 = None
 
 
 def reader_options(reader: str, dims: Mapping[str, int]) -> dict[str, Any]:
