@@ -78,7 +78,7 @@ ROW_CASES = [  # (label, csv row after "path,split,", options, error class, mess
     ("num_timepoints > range, uniform", f"{OME},train,0,0,0,0,3", {"num_timepoints": 5, "timepoint_sampling": "uniform"},
      tp.SampleError, r"holds 3 frames but num_timepoints=5"),
     ("crop deeper than a 2-D file under spatial_dims=3", f"{ND2},train,0,0,0,,",
-     {"spatial_dims": 3, "crop": {"roi_size": [2, 16, 16]}}, tp.SampleError, r"frame \[1, 64, 64\] is smaller than crop"),
+     {"spatial_dims": 3, "crop": {"roi_size": [2, 16, 16]}}, tp.SampleError, r"frame \[1, 64, 64\] is smaller than crop roi_size \[2, 16, 16\] \(the image is 2-D: Z=1, so give a depth of 1"),
     ("spatial_dims=2 on a Z-stack", "nd2/example-zstack.nd2,train,0,0,0,,", {"spatial_dims": 2}, tp.SampleError,
      r"spatial_dims=2 but the image has Z=11"),
     ("dtype cast that overflows", f"{ND2},train,0,0,0,,", {"dtype": "int8"}, tp.SampleError, r"uint16 pixels to dtype=int8 could overflow"),

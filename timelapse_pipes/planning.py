@@ -178,8 +178,10 @@ def choose_crop_offset(seed: int, epoch: int, index: int, frame_shape: Sequence[
         )
     too_small = [(f, r) for f, r in zip(frame_shape, crop.roi_size) if r > f]
     if too_small:
+        flat = len(frame_shape) == 3 and frame_shape[0] == 1 < crop.roi_size[0]
+        hint = " (the image is 2-D: Z=1, so give a depth of 1, e.g. roi_size=[1, y, x])" if flat else ""
         raise SampleError(
-            f"{where}: frame {list(frame_shape)} is smaller than crop roi_size {list(crop.roi_size)}; "
+            f"{where}: frame {list(frame_shape)} is smaller than crop roi_size {list(crop.roi_size)}{hint}; "
             f"use a smaller roi_size or drop this row."
         )
     if crop.mode == "center":
