@@ -1,4 +1,4 @@
-"""Shared fixtures: synthetic timelapses written with real writers, and the real files in ../shared/data."""
+"""Shared fixtures: synthetic timelapses written with real writers, and the real sample files (tests/real_data.py)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ import pytest
 # this must be set before gcsfs is first imported.
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
+from tests import real_data  # noqa: E402
 from tests.helpers import write_synthetic_set  # noqa: E402
 
 
@@ -26,9 +25,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.fail(f"the real sample files are missing: expected them at {SHARED_DATA}")
-    return SHARED_DATA
+    """The verified real sample files: a mirror or the download cache; skips without them (fails under CI=true)."""
+    return real_data.require(real_data.session_root(), os.environ)
 
 
 @pytest.fixture(scope="session")

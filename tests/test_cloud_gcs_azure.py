@@ -3,8 +3,6 @@ each equal the local files, through gcsfs and adlfs."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import subprocess
 import time
@@ -15,6 +13,7 @@ import numpy as np
 import pytest
 
 import timelapse_pipes as tp
+from tests import azurite
 from tests.helpers import collect
 
 pytestmark = pytest.mark.timeout(300)
@@ -22,7 +21,6 @@ pytestmark = pytest.mark.timeout(300)
 # Azurite's documented, public development account (not a secret).
 AZURITE_ACCOUNT = "devstoreaccount1"
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-AZURITE_HOME = Path(os.environ.get("TIMELAPSE_PIPES_AZURITE_HOME", Path.home() / ".cache" / "timelapse-pipes-azurite"))
 
 
 def _free_port() -> int:
@@ -46,12 +44,11 @@ def gcs_options():
 
 
 def _azurite_binary() -> Path:
-    binary = AZURITE_HOME / "node_modules" / ".bin" / "azurite-blob"
-    if not binary.exists():  # Microsoft's emulator from the npm registry, outside the repo
-        AZURITE_HOME.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(AZURITE_HOME),
-                        "azurite"], check=True, timeout=240, capture_output=True)
-    return binary
+    """Microsoft's emulator at the pinned version (tests/azurite.py; .ci/run installs it before the tests)."""
+    try:
+        return azurite.install()
+    except azurite.AzuriteInstallError as error:
+        pytest.fail(str(error), pytrace=False)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Every file in ../shared/data through build_loader, against bioio's own read of the same pixels."""
+"""Every real sample file (see tests/real_data.py) through build_loader, against bioio's own read of the pixels."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 import timelapse_pipes as tp
-from tests.conftest import SHARED_DATA
 from tests.helpers import bioio_reference, collect
+from tests.real_data import images, registry
 
 pytestmark = pytest.mark.timeout(300)
 
-# (file or zarr image under ../shared/data, scene, time_axis): every readable image.
+# (file or zarr image under the real-data root, scene, time_axis): every readable image.
 READABLE = [
     ("nd2/example-timelapse.nd2", 0, "T"),
     ("nd2/example-zstack.nd2", 0, "T"),
@@ -58,13 +58,15 @@ def _reader_for(path: str):
     return load_reader_class(reader_for_path(path))
 
 
-def test_every_shared_file_is_covered(shared_data):
-    images = {p.relative_to(shared_data).as_posix() for p in shared_data.rglob("*")
-              if p.is_file() and p.suffix.lower() in {".nd2", ".czi", ".lif", ".tif", ".tiff"}}
-    images |= {p.relative_to(shared_data).as_posix() for p in shared_data.glob("ome-zarr/*")}
+def test_every_shared_file_is_covered():
+    # The registry, not a folder: this runs in a fresh clone too (test_real_data checks a mirror against it).
+    names = set(registry())
+    listed = images(names)
     covered = {f for f, _, _ in READABLE + UNREADABLE}
+    unknown = {f for f in covered if f not in names and not any(n.startswith(f + "/") for n in names)}
+    assert not unknown, f"format tests of files not in the registry: {sorted(unknown)}"
     covered |= {str(parent.as_posix()) for f in list(covered) for parent in Path(f).parents}
-    assert images <= covered, f"files in shared/data without a format test: {sorted(images - covered)}"
+    assert listed <= covered, f"registry files without a format test: {sorted(listed - covered)}"
 
 
 @pytest.mark.parametrize("relative,scene,time_axis", READABLE, ids=[f"{f}@{s}" for f, s, _ in READABLE])
