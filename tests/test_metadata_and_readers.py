@@ -27,7 +27,7 @@ def test_second_run_plans_from_the_persisted_cache(synthetic, tmp_path):
     _metadata_stage(first).metadata.flush()
     assert _metadata_stage(first).metadata.files_opened == 3
     stored = json.loads(cache.read_text())
-    assert stored["version"] == 1 and len(stored["entries"]) == 3
+    assert stored["version"] == 2 and len(stored["entries"]) == 3
     assert not [p for p in cache.parent.iterdir() if p.name != "metadata.json"]  # atomic: no temp left
 
     second = tp.build_loader(rows, metadata_cache=str(cache), samples_per_epoch=6)

@@ -20,10 +20,11 @@ from .errors import ConfigError, ImageReadError, SampleError
 from .manifest import ManifestRow
 from .readers import ReaderCache, load_reader_class, reader_for_path
 from .storage import check_remote, options_for, redact
+from .timing import FrameTimes, read_frame_times
 
 __all__ = ["ImageMetadata", "MetadataCache", "file_signature"]
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: frame times
 VERSION_KEY = "version"
 ENTRIES_KEY = "entries"
 AXES = "TCZYX"
@@ -43,6 +44,8 @@ class ImageMetadata:
     dtype: str
     physical_pixel_sizes: tuple[float | None, float | None, float | None]
     channel_names: tuple[str, ...] | None
+    frame_times_s: tuple[float, ...] | None = None  # per T index, seconds from the first frame
+    time_interval_s: float | None = None  # the file's nominal interval
 
     @property
     def scene(self) -> str:
@@ -64,7 +67,14 @@ class ImageMetadata:
             resolution_levels=tuple(data["resolution_levels"]), dims=dict(data["dims"]),
             dtype=str(data["dtype"]), physical_pixel_sizes=tuple(data["physical_pixel_sizes"]),  # type: ignore[arg-type]
             channel_names=None if data["channel_names"] is None else tuple(data["channel_names"]),
+            frame_times_s=None if data.get("frame_times_s") is None else tuple(data["frame_times_s"]),
+            time_interval_s=data.get("time_interval_s"),
         )
+
+    @property
+    def frame_times(self) -> FrameTimes:
+        """Per-frame times and the nominal interval (see :mod:`timelapse_pipes.timing`)."""
+        return FrameTimes(self.frame_times_s, self.time_interval_s)
 
 
 def _reader_name(cls: type) -> str:
@@ -136,6 +146,7 @@ def read_metadata(row: ManifestRow, readers: ReaderCache, reader: str | None = N
         raise ImageReadError(f"{row.path}: could not read dimensions: {type(exc).__name__}: {exc}") from exc
     sizes = _safe(lambda: image.physical_pixel_sizes)
     names = _safe(lambda: image.channel_names)
+    timing = read_frame_times(image, scene_index, dims.get("T", 1))
     return ImageMetadata(
         path=row.path,
         reader=_reader_name(reader_class),
@@ -148,6 +159,8 @@ def read_metadata(row: ManifestRow, readers: ReaderCache, reader: str | None = N
         physical_pixel_sizes=(None, None, None) if sizes is None else tuple(  # type: ignore[arg-type]
             None if v is None else float(v) for v in (sizes.Z, sizes.Y, sizes.X)),
         channel_names=None if names is None else tuple(str(n) for n in names),
+        frame_times_s=timing.times_s,
+        time_interval_s=timing.interval_s,
     )
 
 
