@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ SIBLING_MIRROR = REPO_ROOT.parent / "shared" / "data"
 PROBE_URL = "https://github.com"
 PROBE_TIMEOUT_S = 5.0
 IMAGE_SUFFIXES = {".nd2", ".czi", ".lif", ".tif", ".tiff"}
+CAUSES = r"Failed to resolve '[^']*'|Connection refused|timed out|Network is unreachable"  # short skip reasons
 
 
 class RealDataError(Exception):
@@ -136,7 +138,8 @@ def probe(url: str, timeout_s: float) -> str | None:
             requests.head(url, timeout=timeout_s, allow_redirects=False)
             outcome[0] = None
         except requests.RequestException as error:
-            outcome[0] = f"{type(error).__name__}: {error}"
+            cause = re.search(CAUSES, str(error))
+            outcome[0] = f"{type(error).__name__}: {cause.group(0) if cause else str(error)[:200]}"
 
     thread = threading.Thread(target=attempt, daemon=True)
     thread.start()
@@ -153,10 +156,9 @@ def fetch(cache: Path, entries: Mapping[str, Entry], sibling: Path = SIBLING_MIR
         return cache
     if (error := probe(probe_url, timeout_s)) is not None:
         raise RealDataUnavailable(
-            f"the real sample files are not available: no local mirror ({ENV_MIRROR} is unset and {sibling} does not "
-            f"exist) and {len(needed)} of {len(entries)} files could not be downloaded into {cache} "
-            f"({probe_url} unreachable: {error}). Set {ENV_MIRROR} to a folder holding them, or run once "
-            f"with network access")
+            f"the real sample files are not available: set {ENV_MIRROR} to a folder holding them, or run once "
+            f"with network access (no mirror: {ENV_MIRROR} is unset and {sibling} does not exist; {len(needed)} of "
+            f"{len(entries)} files not in the download cache {cache}; {probe_url} unreachable: {error})")
     import pooch
     import requests
 
@@ -175,8 +177,8 @@ def fetch(cache: Path, entries: Mapping[str, Entry], sibling: Path = SIBLING_MIR
                 raise RealDataUnavailable(f"the real sample files are not available: downloading {name} from "
                                           f"{entries[name].url} failed ({error}). Set {ENV_MIRROR} to a folder "
                                           f"holding them, or retry later") from error
-            raise RealDataError(  # the server answered 4xx: the URL is wrongf"downloading {name} from {entries[name].url} failed: {error}. "
-                                f"Fix its URL in {REGISTRY_PATH}") from error
+            raise RealDataError(f"downloading {name} from {entries[name].url} failed: {error} (the server "
+                                f"answered, so the URL is wrong). Fix it in {REGISTRY_PATH}") from error
         except Exception as error:
             raise RealDataUnavailable(f"the real sample files are not available: downloading {name} from "
                                       f"{entries[name].url} failed ({type(error).__name__}: {error}). "

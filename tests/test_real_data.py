@@ -143,6 +143,13 @@ def test_a_download_with_other_bytes_fails_naming_it(source, server, tmp_path):
         resolve({ENV_CACHE: str(tmp_path / "cache")}, entries, sibling=tmp_path / "absent", probe_url=server)
 
 
+def test_a_download_url_the_server_does_not_have_fails_naming_it(source, server, tmp_path):
+    entries = _entries(source, server)
+    entries["nd2/a.nd2"] = Entry("nd2/a.nd2", entries["nd2/a.nd2"].sha256, server + "moved/a.nd2")
+    with pytest.raises(RealDataError, match=r"downloading nd2/a\.nd2 from .*moved/a\.nd2 failed: 404.*URL is wrong"):
+        resolve({ENV_CACHE: str(tmp_path / "cache")}, entries, sibling=tmp_path / "absent", probe_url=server)
+
+
 def test_registry_script_reads_the_readme_table(source, tmp_path):
     readme = ("| file | dims | source repo@commit:path | licence |\n|---|---|---|---|\n"
               "| nd2/a.nd2 | 1 | o/r@abcdef12:pkg/tests/data/a.nd2 | MIT |\n"
