@@ -1,6 +1,7 @@
 """The ``timelapse-pipes`` command: demo, inspect, preview, bench.
 
-Exit codes: 0 success, 1 problems found (inspect) or demo verification failed, 2 usage errors.
+Exit codes: 0 success, 1 problems found (inspect, preview rows that failed), a library error or
+demo verification failed, 2 usage errors.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 from .errors import TimelapsePipesError
 
@@ -34,33 +35,86 @@ def _inspect(args: argparse.Namespace) -> int:
 def _preview(args: argparse.Namespace) -> int:
     from .preview import render_preview
 
+    if args.spatial_dims is not None:
+        print("note: --spatial-dims is deprecated and ignored: preview reads every row as 3-D "
+              "(Z=1 for a 2-D image) and max-projects Z.", file=sys.stderr)
     shown = render_preview(args.manifest, args.output, split=args.split, rows=args.rows,
-                           num_timepoints=args.num_timepoints, spatial_dims=args.spatial_dims,
-                           tile=args.tile, seed=args.seed, split_column=args.split_column)
-    print(f"wrote {shown['output']}: {shown['rows']} rows x {shown['columns']} tiles (timepoint x channel)")
-    return 0
+                           num_timepoints=args.num_timepoints, tile=args.tile, seed=args.seed,
+                           split_column=args.split_column)
+    for row, message in shown["failures"]:
+        print(f"row {row}: {message}", file=sys.stderr)
+    failed = f", {len(shown['failures'])} row(s) failed" if shown["failures"] else ""
+    print(f"wrote {shown['output']}: {shown['rows']} rows x {shown['columns']} tiles "
+          f"(timepoint x channel){failed}")
+    return 1 if shown["failures"] else 0
 
 
 def _bench(args: argparse.Namespace) -> int:
-    return run_benchmarks(args.bench_args)
+    from .throughput import render_table, run_throughput
 
-
-def run_benchmarks(bench_args: Sequence[str]) -> int:
-    """Run ``python -m benchmarks`` with ``bench_args`` from the source checkout in the cwd."""
-    import os
-    import runpy
-
-    if not os.path.isfile(os.path.join("benchmarks", "__main__.py")):
-        print("error: the benchmarks live in the source checkout; run this from its root "
-              "(or run `python -m benchmarks` there).", file=sys.stderr)
-        return 2
-    sys.path.insert(0, os.getcwd())
-    sys.argv = ["python -m benchmarks", *bench_args]
-    try:
-        runpy.run_module("benchmarks", run_name="__main__", alter_sys=True)
-    except SystemExit as done:
-        return int(done.code or 0)
+    options: dict[str, Any] = {"split": args.split, "split_column": args.split_column,
+                               "batch_size": args.batch_size, "num_timepoints": args.num_timepoints,
+                               "timepoint_sampling": args.timepoint_sampling, "seed": args.seed}
+    spatial_dims = args.spatial_dims
+    if args.crop is not None:
+        if spatial_dims is None:
+            spatial_dims = len(args.crop)  # Y,X implies 2-D samples, Z,Y,X 3-D
+        options["crop"] = {"roi_size": list(args.crop), "mode": args.crop_mode}
+    if spatial_dims is not None:
+        options["spatial_dims"] = spatial_dims
+    if args.samples_per_epoch is not None:
+        options["samples_per_epoch"] = args.samples_per_epoch
+    result = run_throughput(args.manifest, workers=args.workers, methods=args.methods, seconds=args.seconds,
+                            progress=_stderr, **options)
+    print(json.dumps(result, indent=2) if args.json else render_table(result))
     return 0
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _crop(text: str) -> tuple[int, ...]:
+    """``Z,Y,X`` or ``Y,X`` positive sizes."""
+    try:
+        sizes = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--crop {text!r} must be Z,Y,X or Y,X integers, e.g. 16,128,128") from None
+    if len(sizes) not in (2, 3) or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"--crop {text!r} must be 2 or 3 positive sizes (Y,X or Z,Y,X)")
+    return sizes
+
+
+def _column(text: str) -> str | None:
+    """A column name; ``none`` for no such column."""
+    return None if text.lower() == "none" else text
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number > 0")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _count(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be an integer >= 1")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be an integer >= 0")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,18 +142,43 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("manifest", help="CSV path or URL")
     preview.add_argument("-o", "--output", default="preview.png", help="PNG to write (default preview.png)")
     preview.add_argument("--split", default=None, help="rows of this split (default: all rows)")
-    preview.add_argument("--split-column", default="split", help="split column name (default: split)")
-    preview.add_argument("--rows", type=int, default=8, help="manifest rows to show (default 8)")
-    preview.add_argument("--num-timepoints", type=int, default=3, help="evenly spaced frames per row")
-    preview.add_argument("--spatial-dims", type=int, default=2, choices=(2, 3),
-                         help="3 for Z-stacks (max-projected), 2 for YX files (default)")
-    preview.add_argument("--tile", type=int, default=128, help="tile size in pixels")
+    preview.add_argument("--split-column", type=_column, default="split",
+                         help="split column name (default split; 'none': the manifest has none)")
+    preview.add_argument("--rows", type=_positive_int, default=8, help="manifest rows to show (default 8)")
+    preview.add_argument("--num-timepoints", type=_positive_int, default=3, help="evenly spaced frames per row")
+    preview.add_argument("--spatial-dims", type=int, default=None, choices=(2, 3),
+                         help="deprecated and ignored: every row is read as 3-D and max-projected over Z")
+    preview.add_argument("--tile", type=_positive_int, default=128, help="tile size in pixels")
     preview.add_argument("--seed", type=int, default=0)
     preview.set_defaults(run=_preview)
 
-    bench = commands.add_parser("bench", help="run the benchmarks (python -m benchmarks) from a source checkout",
-                                add_help=False)
-    bench.add_argument("bench_args", nargs=argparse.REMAINDER, help="arguments for python -m benchmarks")
+    bench = commands.add_parser(
+        "bench", help="samples/s and MB/s of your manifest per worker count and method",
+        description="Measure build_loader on MANIFEST with your options for each worker count and method, "
+                    "then recommend num_workers and worker_method. (The comparative benchmarks against "
+                    "baselines are `python -m benchmarks` in the source checkout.)")
+    bench.add_argument("manifest", help="CSV path or URL")
+    bench.add_argument("--split", default=None, help="rows of this split (default: all rows)")
+    bench.add_argument("--split-column", type=_column, default="split",
+                       help="split column name (default split; 'none': the manifest has none)")
+    bench.add_argument("--batch-size", type=_positive_int, default=4, help="default 4")
+    bench.add_argument("--num-timepoints", type=_positive_int, default=1, help="default 1")
+    bench.add_argument("--timepoint-sampling", default="random", choices=("random", "sequential", "uniform"))
+    bench.add_argument("--spatial-dims", type=int, default=None, choices=(2, 3),
+                       help="2 (YX) or 3 (ZYX); default: the library's (3), or 2 for a Y,X --crop")
+    bench.add_argument("--crop", type=_crop, default=None, metavar="Z,Y,X",
+                       help="read only a region of this size (Z,Y,X or Y,X)")
+    bench.add_argument("--crop-mode", default="random", choices=("random", "center"))
+    bench.add_argument("--samples-per-epoch", type=_positive_int, default=None,
+                       help="samples per epoch (default: one per manifest row)")
+    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--workers", type=_count, nargs="+", default=None, metavar="N",
+                       help="worker counts to measure (default 0 1 2 4, capped at the CPU count)")
+    bench.add_argument("--methods", nargs="+", default=["thread", "process"], choices=("thread", "process"),
+                       help="worker methods (default thread process; process only for counts >= 1)")
+    bench.add_argument("--seconds", type=_positive_float, default=5.0,
+                       help="timed seconds per setting, after the first batch (default 5)")
+    bench.add_argument("--json", action="store_true", help="print rows and recommendation as JSON")
     bench.set_defaults(run=_bench)
     return parser
 
@@ -107,8 +186,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``timelapse-pipes`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["bench"]:  # everything after `bench` belongs to the benchmarks' own parser
-        return run_benchmarks(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args))
