@@ -61,6 +61,8 @@ def prepare(
     crop: Mapping[str, Any] | None = None,
     reader: str | None = None,
     time_axis: str = "T",
+    frame_offsets: Sequence[int] | None = None,
+    frame_gap: Sequence[int] | None = None,
     transforms: Any = None,
     samples_per_epoch: int | Mapping[str, int] | None = None,
     img_path_column: str = "path",
@@ -73,6 +75,7 @@ def prepare(
     reader_column: str = "reader",
     time_axis_column: str = "time_axis",
     time_step_column: str = "step",
+    weight_column: str = "weight",
     extra_columns: Sequence[str] = (),
     stop_inclusive: bool = False,
     metadata_cache: str | None = None,
@@ -90,11 +93,13 @@ def prepare(
         uniform_jitter=uniform_jitter, spatial_dims=spatial_dims, dtype=dtype,
         timepoint_layout=timepoint_layout, out_key=out_key, crop=crop, reader=reader,  # type: ignore[arg-type]
         time_axis=time_axis, extra_columns=tuple(extra_columns or ()),
+        frame_offsets=frame_offsets, frame_gap=frame_gap,  # type: ignore[arg-type]
     )
     columns = ManifestColumns(
         path=img_path_column, channel=channel_column, split=split_column, scene=scene_column,
         resolution=resolution_column, start=time_start_column, stop=time_stop_column,
         reader=reader_column, time_axis=time_axis_column, step=time_step_column,
+        weight=weight_column,
     )
     manifest = read_manifest(path, split=split, columns=columns, extra_columns=options.extra_columns,
                              stop_inclusive=stop_inclusive, storage_options=storage_options)
@@ -109,7 +114,8 @@ def prepare(
     ]
     transform = _transform_for_split(transforms, split)
     if transform is not None:
-        stages.append(SeededTransform(transform, options.seed))
+        stages.append(SeededTransform(transform, options.seed, same_draw_per_frame=options.time_aware,
+                                      out_key=options.out_key))
     pipeline = SamplePipeline(stages, seed=options.seed, num_samples=num_samples, on_error=on_error,
                               max_retries=max_retries, max_skips=max_skips)
     config = config_summary(options, manifest.fingerprint(), num_samples)

@@ -9,6 +9,7 @@ Conventions:
 * ``stop`` is **exclusive**; empty or ``-1`` means "to the end". cyto-dl's
   ``MultiDimImageDataset`` treats stop as inclusive: pass ``stop_inclusive=True`` when migrating.
 * ``step`` (cyto-dl's ``time_step_column``) keeps every step-th frame of ``start..stop``; default 1.
+* ``weight`` makes a row drawn with probability weight / sum of weights (default 1; 0 excludes it).
 * ``channel`` is an int or a comma list (``"0,2,4"``); empty means every channel.
 * ``scene`` is an index or a scene name; ``resolution`` a level index.
 * Relative image paths are resolved against the manifest's own folder or URL.
@@ -17,9 +18,11 @@ Conventions:
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
+import math
 import posixpath
 import re
 from dataclasses import dataclass, field
@@ -28,6 +31,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import fsspec
 
 from .errors import ManifestError
+from .row_weights import RowWeights
 from .storage import options_for, redact
 
 __all__ = ["ManifestColumns", "ManifestRow", "Manifest", "read_manifest", "parse_channels"]
@@ -50,6 +54,7 @@ class ManifestColumns:
     reader: str = "reader"
     time_axis: str = "time_axis"
     step: str = "step"
+    weight: str = "weight"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +73,7 @@ class ManifestRow:
     reader: str | None = None
     time_axis: str | None = None
     step: int = 1
+    weight: float = 1.0
     extras: tuple[tuple[str, str], ...] = ()
 
     @property
@@ -79,7 +85,9 @@ class ManifestRow:
         """The fields that decide what this row yields (used in fingerprints)."""
         key = [self.path, self.channels, self.scene, self.resolution, self.start, self.stop,
                self.reader, self.time_axis, list(self.extras)]
-        return key if self.step == 1 else key + [self.step]  # step 1 keeps older fingerprints
+        # Defaults add nothing, so manifests without these columns keep their older fingerprints.
+        optional = {"step": (self.step, 1), "weight": (self.weight, 1.0)}
+        return key + [[name, value] for name, (value, default) in optional.items() if value != default]
 
 
 @dataclass(frozen=True)
@@ -96,6 +104,12 @@ class Manifest:
 
     def __getitem__(self, index: int) -> ManifestRow:
         return self.rows[index]
+
+    @functools.cached_property
+    def weights(self) -> RowWeights | None:
+        """The rows' draw weights, or None when every row has the default weight 1 (uniform)."""
+        values = [row.weight for row in self.rows]
+        return None if all(v == 1.0 for v in values) else RowWeights(values)
 
     def fingerprint(self) -> str:
         """A short hash of every row's content; changes whenever a row would yield differently."""
@@ -218,6 +232,23 @@ def _parse_step(value: Any, where: str, column: str) -> int:
     return step
 
 
+def _parse_weight(value: Any, where: str, column: str) -> float:
+    if value is None or (isinstance(value, str) and value.strip() == ""):
+        return 1.0
+    if isinstance(value, float) and value != value:  # NaN from pandas-made dicts
+        return 1.0
+    try:
+        weight = math.nan if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        weight = math.nan
+    if not math.isfinite(weight) or weight < 0:
+        raise ManifestError(
+            f"{where}: column '{column}' value {value!r} is not a non-negative number; write e.g. 1, "
+            f"0.5, or 0 to leave the row out."
+        )
+    return weight
+
+
 def _row_from_mapping(record: Mapping[str, Any], row_number: int, source: str, base: str | None,
                       columns: ManifestColumns, extra_columns: Sequence[str],
                       stop_inclusive: bool) -> ManifestRow:
@@ -249,6 +280,7 @@ def _row_from_mapping(record: Mapping[str, Any], row_number: int, source: str, b
         reader=None if reader in (None, "") else str(reader).strip(),
         time_axis=time_axis,
         step=_parse_step(record.get(columns.step), where, columns.step),
+        weight=_parse_weight(record.get(columns.weight), where, columns.weight),
         extras=tuple((name, str(record[name])) for name in extra_columns),
     )
 
@@ -368,6 +400,11 @@ def read_manifest(
                 f"manifest {source} has no row with {columns.split}={split!r}; "
                 f"splits present: {available}."
             )
+    if not any(row.weight > 0 for row in rows):
+        raise ManifestError(
+            f"manifest {source}: every row{f' of split {split!r}' if need_split else ''} has "
+            f"{columns.weight}=0, so there is nothing to draw; give at least one row a positive weight."
+        )
     return Manifest(rows=tuple(rows), source=source, split=split, columns=columns)
 
 

@@ -8,6 +8,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .errors import ConfigError
+from .frames import FrameRule
 from .planning import TIMEPOINT_SAMPLERS, CropSpec
 
 __all__ = ["SampleOptions", "TIMEPOINT_LAYOUTS", "ON_ERROR_MODES"]
@@ -42,6 +43,8 @@ class SampleOptions:
     reader: str | None = None
     time_axis: str = "T"
     extra_columns: tuple[str, ...] = field(default_factory=tuple)
+    frame_offsets: tuple[int, ...] | None = None
+    frame_gap: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
@@ -64,11 +67,41 @@ class SampleOptions:
         object.__setattr__(self, "dtype", _dtype_name(self.dtype))
         object.__setattr__(self, "crop", CropSpec.parse(self.crop))  # type: ignore[arg-type]
         object.__setattr__(self, "extra_columns", tuple(self.extra_columns))
+        self._normalize_time_aware()
         if self.crop is not None and len(self.crop.roi_size) != self.spatial_dims:
             raise ConfigError(
                 f"crop roi_size={list(self.crop.roi_size)} must have {self.spatial_dims} sizes "
                 f"for spatial_dims={self.spatial_dims}."
             )
+
+    def _normalize_time_aware(self) -> None:
+        """``frame_offsets`` / ``frame_gap`` fix the frame count (``num_timepoints`` may repeat it)."""
+        offsets = None if self.frame_offsets is None else tuple(_integers(self.frame_offsets, "frame_offsets"))
+        gap = None if self.frame_gap is None else tuple(_integers(self.frame_gap, "frame_gap"))
+        if gap is not None and len(gap) != 2:
+            raise ConfigError(f"frame_gap={list(gap)} must be two numbers (min, max).")
+        object.__setattr__(self, "frame_offsets", offsets)
+        object.__setattr__(self, "frame_gap", gap)
+        count = len(offsets) if offsets is not None else 2 if gap is not None else None
+        if count is not None:
+            if self.num_timepoints not in (1, count):
+                name = "frame_offsets" if offsets is not None else "frame_gap"
+                raise ConfigError(f"num_timepoints={self.num_timepoints} disagrees with {name}, which gives "
+                                  f"{count} frames per sample; leave num_timepoints out.")
+            object.__setattr__(self, "num_timepoints", count)
+        rule = FrameRule(self.num_timepoints, self.timepoint_sampling, self.uniform_jitter,
+                         offsets, gap)  # type: ignore[arg-type]  # validated now, at start-up
+        object.__setattr__(self, "_frame_rule", rule)
+
+    @property
+    def frame_rule(self) -> FrameRule:
+        """How each sample's frames are chosen."""
+        return self._frame_rule  # type: ignore[attr-defined]
+
+    @property
+    def time_aware(self) -> bool:
+        """True when frames are an anchor plus offsets or a gap pair (one transform draw per sample)."""
+        return self.frame_offsets is not None or self.frame_gap is not None
 
     def fingerprint_fields(self) -> dict[str, Any]:
         """Every option that changes what a sample holds (workers and batch size do not)."""
@@ -79,7 +112,17 @@ class SampleOptions:
             "timepoint_layout": self.timepoint_layout,
             "crop": None if self.crop is None else [list(self.crop.roi_size), self.crop.mode],
             "reader": self.reader, "time_axis": self.time_axis,
-        }
+        } | ({"frame_offsets": list(self.frame_offsets)} if self.frame_offsets is not None else {}) \
+          | ({"frame_gap": list(self.frame_gap)} if self.frame_gap is not None else {})
+
+
+def _integers(values: Any, name: str) -> list[int]:
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise ConfigError(f"{name}={values!r} must be a list of integers.")
+    items = list(values)
+    if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in items):
+        raise ConfigError(f"{name}={items!r} must be a list of integers.")
+    return [int(v) for v in items]
 
 
 def config_summary(options: SampleOptions, manifest_fingerprint: str, num_samples: int) -> dict[str, Any]:

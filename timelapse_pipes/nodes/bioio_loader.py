@@ -11,6 +11,7 @@ from ..options import SampleOptions
 from ..readers import ReaderCache, load_reader_class, reader_options
 from ..reading import crop_slices, read_region
 from ..sample_plan import SamplePlan
+from ..timing import times_of_frames
 
 __all__ = ["BioIOLoader", "Sample"]
 
@@ -52,11 +53,16 @@ class BioIOLoader:
             data = data[:, :, 0]
         channels = list(row.channels) if row.channels is not None else list(range(metadata.dims[order[1]]))
         base = self._fields(plan, channels)
+        # Frame times follow the file's T axis; a row reading another axis as time has none.
+        times = times_of_frames(metadata.frame_times, plan.timepoints) if order[0] == "T" else None
+        interval = metadata.time_interval_s if order[0] == "T" else None
         if options.timepoint_layout == "separate":
-            return [{**base, options.out_key: np.ascontiguousarray(data[k]), "T": [t]}
+            return [{**base, options.out_key: np.ascontiguousarray(data[k]), "T": [t],
+                     "meta": _with_times(base["meta"], None if times is None else [times[k]], interval)}
                     for k, t in enumerate(plan.timepoints)]
         pixels = data[0] if options.num_timepoints == 1 else data
-        return {**base, options.out_key: np.ascontiguousarray(pixels), "T": list(plan.timepoints)}
+        return {**base, options.out_key: np.ascontiguousarray(pixels), "T": list(plan.timepoints),
+                "meta": _with_times(base["meta"], times, interval)}
 
     def _fields(self, plan: SamplePlan, channels: list[int]) -> Sample:
         metadata, row = plan.metadata, plan.row
@@ -81,3 +87,9 @@ class BioIOLoader:
             fields["crop_start"] = list(plan.crop_offset)
         fields.update(dict(row.extras))
         return fields
+
+
+def _with_times(meta: dict[str, Any], times: list[float] | None, interval: float | None) -> dict[str, Any]:
+    """``meta`` plus ``time_s`` (each returned frame, seconds from the first frame) and
+    ``time_interval_s`` (the file's nominal interval); None where the file has no timing."""
+    return {**meta, "time_s": times, "time_interval_s": interval}

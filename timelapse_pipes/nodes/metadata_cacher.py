@@ -12,7 +12,6 @@ from ..errors import ImageReadError, SampleError
 from ..manifest import ManifestRow
 from ..metadata import ImageMetadata, MetadataCache
 from ..options import SampleOptions
-from ..planning import check_distinct_frames
 from ..readers import ReaderCache
 from ..sample_plan import SamplePlan
 
@@ -69,8 +68,7 @@ def check_row_fits(row: ManifestRow, metadata: ImageMetadata, options: SampleOpt
             f"{where}: stop={row.stop} is beyond the image's T={dims['T']} frames (stop is exclusive; "
             f"use -1 for the end)."
         )
-    check_distinct_frames(row.start, dims["T"] if row.stop is None else row.stop, options.num_timepoints,
-                          options.timepoint_sampling, where, row.step)
+    options.frame_rule.check(row.start, dims["T"] if row.stop is None else row.stop, row.step, where)
     # spatial_dims=3 on a 2-D image gives Z=1 (as bioio and cyto-dl do); only the reverse is refused.
     if check_spatial_dims and options.spatial_dims == 2 and dims["Z"] > 1:
         raise SampleError(

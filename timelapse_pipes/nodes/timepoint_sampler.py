@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..dims import effective_dims
 from ..options import SampleOptions
-from ..planning import choose_crop_offset, choose_timepoints
+from ..planning import choose_crop_offset
 from ..sample_plan import SamplePlan
 
 __all__ = ["TimepointSampler"]
@@ -21,10 +21,8 @@ class TimepointSampler:
         options, row, key = self.options, plan.row, plan.key
         dims = effective_dims(plan.metadata, row.time_axis or options.time_axis)
         stop = dims["T"] if row.stop is None else row.stop
-        timepoints = choose_timepoints(
-            options.seed, key.epoch, key.index, row.start, stop, options.num_timepoints,
-            options.timepoint_sampling, options.uniform_jitter, where=row.where, step=row.step,
-        )
+        timepoints = options.frame_rule.choose(options.seed, key.epoch, key.index, row.start, stop,
+                                               row.step, where=row.where)
         offset = None
         if options.crop is not None:
             frame = [dims[a] for a in ("ZYX" if options.spatial_dims == 3 else "YX")]
