@@ -223,3 +223,17 @@ def test_bench_recommendation_prefers_fewer_workers_within_5_percent():
                                                               ("process", 1), ("process", 2)]
     assert default_worker_counts(2) == [0, 1, 2] and default_worker_counts(1) == [0, 1]
     assert default_worker_counts(64) == [0, 1, 2, 4]
+
+
+def test_preview_shows_rows_that_weights_never_draw(shared_data, tmp_path):
+    """Preview plans each row's own sample: a weight of 0 keeps a row out of training, not out of view."""
+    from timelapse_pipes.preview import render_preview
+
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,weight\n"
+                        f"{shared_data / 'nd2' / 'example-zstack.nd2'},0\n"
+                        f"{shared_data / 'ome-tiff' / 'time-series.ome.tif'},1\n")
+    shown = render_preview(str(manifest), str(tmp_path / "p.png"), split_column=None, num_timepoints=2, tile=32)
+    assert shown["failures"] == []
+    assert shown["labels"][0].startswith("row 1: T=[0] C=[0] Z=11")
+    assert shown["labels"][1].startswith("row 2: T=[0, 3]")

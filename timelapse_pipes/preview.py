@@ -19,9 +19,10 @@ import numpy as np
 
 from .assembly import Prepared, prepare
 from .dims import effective_dims
-from .errors import SampleError
 from .nodes.metadata_cacher import MetadataCacher
-from .planning import SampleKey, frames_in_range, row_for_sample
+from .nodes.manifest_rows import ManifestRowPlanner
+from .planning import SampleKey, frames_in_range
+from .sample_plan import SamplePlan
 
 __all__ = ["RowPicture", "render_preview", "stretch"]
 
@@ -94,13 +95,14 @@ class RowReader:
 
 
 def _sample_of_row(prepared: Prepared, row_index: int) -> dict[str, Any]:
-    """The first sample of epoch 0 that lands on ``row_index`` (a pure lookup, no extra reads)."""
-    count = len(prepared.manifest)
-    for index in range(prepared.num_samples):
-        if row_for_sample(prepared.options.seed, 0, index, count) == row_index:
-            result = prepared.pipeline.run_stages(SampleKey(0, index))
-            return result[0] if isinstance(result, list) else result
-    raise SampleError(f"{prepared.manifest[row_index].where}: no sample of epoch 0 lands on this row.")
+    """Sample ``row_index`` of epoch 0, planned for that row whatever rows the sampler would draw
+    (row weights may never draw it): the stages after the row planner, on a plan for this row."""
+    planner, *stages = prepared.pipeline.stages
+    assert isinstance(planner, ManifestRowPlanner), "the pipeline starts with the row planner"
+    item: Any = SamplePlan(key=SampleKey(0, row_index), row_index=row_index, row=prepared.manifest[row_index])
+    for stage in stages:
+        item = stage(item)
+    return item[0] if isinstance(item, list) else item
 
 
 def error_text(error: BaseException, where: str) -> str:
