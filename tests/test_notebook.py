@@ -20,3 +20,4 @@ def test_quickstart_notebook_runs(tmp_path):
     assert not [o for o in outputs if o.get("output_type") == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs)
     assert any("bit-identical" in o.get("text", "") for o in outputs)
+    assert any(" s apart (nominal interval 30 s)" in o.get("text", "") for o in outputs)  # the frame pair

@@ -17,8 +17,12 @@ from .state import load_state, save_state
 __all__ = ["write_demo_data", "run_demo"]
 
 
+FRAME_INTERVAL_S = 30.0  # the demo movies are "acquired" one frame every 30 s
+
+
 def write_demo_data(folder: Path, files: int = 3, frames: int = 40, size: int = 128) -> Path:
-    """Write ``files`` OME-Zarr timelapses (T, 2 channels, Y, X) and a manifest CSV; return the CSV."""
+    """Write ``files`` OME-Zarr timelapses (T, 2 channels, Y, X; one frame every 30 s, 0.65 µm
+    pixels) and a manifest CSV; return the CSV."""
     try:
         from bioio_ome_zarr.writers import OMEZarrWriter
     except ImportError as exc:  # pragma: no cover - depends on the install
@@ -37,7 +41,9 @@ def write_demo_data(folder: Path, files: int = 3, frames: int = 40, size: int = 
         path = folder / f"movie_{n}.ome.zarr"
         writer = OMEZarrWriter(str(path), level_shapes=[data.shape], dtype=data.dtype,
                                chunk_shape=(1, 1, 1, 64, 64), zarr_format=3,
-                               axes_names=["t", "c", "z", "y", "x"])
+                               axes_names=["t", "c", "z", "y", "x"],
+                               axes_units=["second", None, "micrometer", "micrometer", "micrometer"],
+                               physical_pixel_size=[FRAME_INTERVAL_S, 1.0, 1.0, 0.65, 0.65])
         writer.write_full_volume(data)
         lines.append(f"{path.name},\"0,1\",{'val' if n == files - 1 else 'train'},0,-1")
     manifest = folder / "manifest.csv"
