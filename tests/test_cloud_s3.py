@@ -139,8 +139,17 @@ def test_secrets_never_leave(bucket, s3_endpoint, synthetic, tmp_path, caplog, c
                              samples_per_epoch=4)
     collect(loader)
     loader.prepared.pipeline.stages[1].metadata.flush()
+    from distributed import Client, LocalCluster
+
+    index = tmp_path / "index.json"  # the index: the options travel to dask workers, never into the index
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None,
+                      host="127.0.0.1") as cluster, Client(cluster, set_as_default=False) as client:
+        summary = tp.build_index({"dict_meta": {"path": [url, f"s3://{name}/images/broken.ome.zarr"]}},
+                                 out=str(index), client=client, storage_options=options)
+        worker_logs = json.dumps(client.get_worker_logs())
+    assert summary["read"] == 1 and [p["row"] for p in summary["problems"]] == [2]  # the options reached them
     outputs = [json.dumps(loader.state_dict()), cache.read_text(), caplog.text, json.dumps(loader.stats()),
-               capsys.readouterr().err]
+               index.read_text(), json.dumps(summary), worker_logs, capsys.readouterr().err]
     assert loader.stats()["skips"] >= 1
     for output in outputs:
         assert SECRET not in output

@@ -15,6 +15,7 @@ from .errors import (
     TimelapsePipesError,
     UnsupportedImageError,
 )
+from .index import build_index
 from .loader import TimelapseLoader, build_loader
 from .manifest import Manifest, ManifestColumns, ManifestRow, parse_channels, read_manifest
 from .metadata import ImageMetadata, MetadataCache
@@ -65,6 +66,7 @@ __all__ = [
     "TimelapseSampler",
     "TimepointSampler",
     "UnsupportedImageError",
+    "build_index",
     "build_loader",
     "collate_samples",
     "load_state",

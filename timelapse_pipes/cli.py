@@ -1,4 +1,4 @@
-"""The ``timelapse-pipes`` command: demo, inspect, preview, bench.
+"""The ``timelapse-pipes`` command: demo, inspect, index, preview, bench.
 
 Exit codes: 0 success, 1 problems found (inspect, preview rows that failed), a library error or
 demo verification failed, 2 usage errors.
@@ -27,9 +27,22 @@ def _inspect(args: argparse.Namespace) -> int:
 
     report = inspect_manifest(args.manifest, split=args.split, spatial_dims=args.spatial_dims,
                               num_timepoints=args.num_timepoints,
-                              timepoint_sampling=args.timepoint_sampling)
+                              timepoint_sampling=args.timepoint_sampling, index=args.index,
+                              scheduler=args.scheduler)
     print(json.dumps(report, indent=2) if args.json else render_report(report))
     return 1 if report["problems"] else 0
+
+
+def _index(args: argparse.Namespace) -> int:
+    from .index import build_index, render_summary
+
+    summary = build_index(args.manifest, out=args.output, scheduler=args.scheduler, split=args.split,
+                          spatial_dims=args.spatial_dims, num_timepoints=args.num_timepoints,
+                          timepoint_sampling=args.timepoint_sampling, verify=args.verify,
+                          n_workers=args.workers, threads_per_worker=args.threads_per_worker,
+                          flush_every=args.flush_every)
+    print(json.dumps(summary, indent=2) if args.json else render_summary(summary))
+    return 1 if summary["problems"] else 0
 
 
 def _preview(args: argparse.Namespace) -> int:
@@ -136,7 +149,38 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--num-timepoints", type=int, default=1)
     inspect.add_argument("--timepoint-sampling", default="random", choices=("random", "sequential", "uniform"))
     inspect.add_argument("--json", action="store_true", help="print the report as JSON")
+    inspect.add_argument("--index", default=None, metavar="PATH",
+                         help="check on dask (as `index` does) and write or update this index")
+    inspect.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                         help="check on the dask cluster at ADDRESS (default with --index: a local cluster)")
     inspect.set_defaults(run=_inspect)
+
+    index = commands.add_parser(
+        "index", help="read every file's metadata on dask into an index for metadata_cache",
+        description="Read the metadata of every (file, scene, level) of MANIFEST in parallel on dask.distributed "
+                    "and write it to an index that build_loader(metadata_cache=...) reads: loaders then open no "
+                    "file to plan or check a row. A rerun reads only files missing from the index or changed; "
+                    "problems are listed as `inspect` does (exit 1 when there are any; the index is written "
+                    "either way).")
+    index.add_argument("manifest", help="CSV path or URL")
+    index.add_argument("-o", "--output", required=True, help="the index file to write or update (local)")
+    index.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="an existing dask scheduler, e.g. tcp://10.0.0.1:8786 (default: a local cluster)")
+    index.add_argument("--workers", type=_positive_int, default=None,
+                       help="local cluster worker processes (default: one per CPU)")
+    index.add_argument("--threads-per-worker", type=_positive_int, default=None,
+                       help="local cluster threads per worker (default 4; the work waits on storage)")
+    index.add_argument("--split", default=None, help="only rows of this split (default: all rows)")
+    index.add_argument("--spatial-dims", type=int, default=None, choices=(2, 3),
+                       help="also check every row fits 2-D or 3-D samples")
+    index.add_argument("--num-timepoints", type=_positive_int, default=1)
+    index.add_argument("--timepoint-sampling", default="random", choices=("random", "sequential", "uniform"))
+    index.add_argument("--verify", action="store_true",
+                       help="make loaders check each file's size+mtime/ETag instead of trusting the index")
+    index.add_argument("--flush-every", type=_positive_int, default=256,
+                       help="append new entries to the index every N entries (default 256)")
+    index.add_argument("--json", action="store_true", help="print the summary as JSON")
+    index.set_defaults(run=_index)
 
     preview = commands.add_parser("preview", help="PNG montage of sampled frames per row and channel")
     preview.add_argument("manifest", help="CSV path or URL")

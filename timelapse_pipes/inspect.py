@@ -1,54 +1,118 @@
-"""``timelapse-pipes inspect``: validate a manifest up front and open each file once."""
+"""``timelapse-pipes inspect``: validate a manifest up front and open each file once.
+
+Each row is checked by :func:`check_metadata` (its file's metadata) then :func:`check_row` (the row
+fits the image, and one pixel decodes). Serially here, or on a dask cluster through the index
+engine (``index=`` / ``scheduler=`` / ``client=``, :mod:`timelapse_pipes.index`), with the same
+messages.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import os
+import tempfile
+from typing import Any, Mapping
 
 from .dims import read_order
 from .errors import TimelapsePipesError
-from .manifest import read_manifest
-from .metadata import MetadataCache
+from .manifest import Manifest, ManifestRow, read_manifest
+from .metadata import ImageMetadata, MetadataCache
 from .nodes.metadata_cacher import check_row_fits
 from .options import SampleOptions
 from .readers import ReaderCache, load_reader_class, reader_options
 from .reading import read_region
+from .storage import redact
 
-__all__ = ["inspect_manifest", "render_report"]
+__all__ = ["inspect_manifest", "render_report", "check_metadata", "check_row", "inspect_options", "problem",
+           "ROW_KEY", "PATH_KEY", "ERROR_KEY"]
+
+ROW_KEY, PATH_KEY, ERROR_KEY = "row", "path", "error"
+
+
+def inspect_options(spatial_dims: int | None, num_timepoints: int, timepoint_sampling: str) -> SampleOptions:
+    """The sample options rows are checked against (``spatial_dims=None``: not checked, 3 assumed)."""
+    return SampleOptions(spatial_dims=spatial_dims or 3, num_timepoints=num_timepoints,
+                         timepoint_sampling=timepoint_sampling)
+
+
+def check_metadata(row: ManifestRow, cache: MetadataCache, readers: ReaderCache) -> ImageMetadata:
+    """The row's file metadata (opening the file on a cache miss); raises naming the file or row."""
+    return cache.get(row, readers)
+
+
+def check_row(row: ManifestRow, metadata: ImageMetadata, readers: ReaderCache, options: SampleOptions,
+              storage_options: Mapping[str, Any] | None, *, check_spatial_dims: bool) -> None:
+    """Raise naming the row when it does not fit its image or its first frame does not decode."""
+    check_row_fits(row, metadata, options, check_spatial_dims=check_spatial_dims)
+    image = readers.get(row.path, load_reader_class(metadata.reader), metadata.scene_index,
+                        metadata.resolution, storage_options, reader_options(metadata.reader, metadata.dims))
+    order = read_order(row.time_axis or "T", metadata.has_samples_axis)
+    read_region(image, order, [row.start], [0], (slice(0, 1), slice(0, 1), slice(0, 1)),
+                where=f"{row.where} ({row.path}, scene {metadata.scene!r})")
+
+
+def problem(row: ManifestRow, error: BaseException, storage_options: Any = None) -> dict[str, Any]:
+    """A report's problem entry; an unexpected error type is named, and secrets are redacted."""
+    message = str(error) if isinstance(error, TimelapsePipesError) else \
+        f"{row.where} ({row.path}): {type(error).__name__}: {error}"
+    return {ROW_KEY: row.row, PATH_KEY: row.path, ERROR_KEY: redact(message, storage_options)}
+
+
+def row_report(row: ManifestRow, metadata: ImageMetadata) -> dict[str, Any]:
+    """A report's entry for a row with no problem."""
+    return {"row": row.row, "path": row.path, "scene": metadata.scene, "scenes": list(metadata.scenes),
+            "levels": list(metadata.resolution_levels), "dims": metadata.dims, "dtype": metadata.dtype,
+            "reader": metadata.reader}
 
 
 def inspect_manifest(path: str, *, split: str | None = None, spatial_dims: int | None = None,
                      num_timepoints: int = 1, timepoint_sampling: str = "random",
-                     storage_options: dict | None = None) -> dict[str, Any]:
-    """Check every row against its file (and read one tiny region); list every problem with its row."""
+                     storage_options: dict | None = None, index: str | None = None,
+                     scheduler: str | None = None, client: Any = None) -> dict[str, Any]:
+    """Check every row against its file (and read one tiny region); list every problem with its row.
+
+    With ``index`` (a path to build or update), ``scheduler`` (a dask scheduler address) or
+    ``client`` (a ``distributed.Client``), the files are read in parallel on dask through
+    :func:`timelapse_pipes.build_index`; without ``index`` that index is temporary.
+    """
     report: dict[str, Any] = {"manifest": str(path), "rows": [], "problems": []}
     try:
         manifest = read_manifest(path, split=split, storage_options=storage_options)
     except TimelapsePipesError as error:
-        report["problems"].append({"row": None, "path": str(path), "error": str(error)})
+        report["problems"].append({ROW_KEY: None, PATH_KEY: str(path), ERROR_KEY: str(error)})
         return report
-    options = SampleOptions(spatial_dims=spatial_dims or 3, num_timepoints=num_timepoints,
-                            timepoint_sampling=timepoint_sampling)
+    options = inspect_options(spatial_dims, num_timepoints, timepoint_sampling)
+    if index is not None or scheduler is not None or client is not None:
+        return _inspect_on_dask(report, manifest, options, spatial_dims is not None, storage_options,
+                                index, scheduler, client)
     readers, cache = ReaderCache(), MetadataCache(fs_kwargs=storage_options)
     from tqdm.auto import tqdm
 
     for row in tqdm(manifest.rows, desc="inspecting", unit="row", disable=None):
         try:
-            metadata = cache.get(row, readers)
-            check_row_fits(row, metadata, options, check_spatial_dims=spatial_dims is not None)
-            image = readers.get(row.path, load_reader_class(metadata.reader), metadata.scene_index,
-                                metadata.resolution, storage_options,
-                                reader_options(metadata.reader, metadata.dims))
-            order = read_order(row.time_axis or "T", metadata.has_samples_axis)
-            read_region(image, order, [row.start], [0], (slice(0, 1), slice(0, 1), slice(0, 1)),
-                        where=f"{row.where} ({row.path}, scene {metadata.scene!r})")
+            metadata = check_metadata(row, cache, readers)
+            check_row(row, metadata, readers, options, storage_options, check_spatial_dims=spatial_dims is not None)
         except TimelapsePipesError as error:
-            report["problems"].append({"row": row.row, "path": row.path, "error": str(error)})
+            report["problems"].append(problem(row, error))
             continue
-        report["rows"].append({
-            "row": row.row, "path": row.path, "scene": metadata.scene, "scenes": list(metadata.scenes),
-            "levels": list(metadata.resolution_levels), "dims": metadata.dims, "dtype": metadata.dtype,
-            "reader": metadata.reader,
-        })
+        report["rows"].append(row_report(row, metadata))
+    readers.close()
+    return report
+
+
+def _inspect_on_dask(report: dict[str, Any], manifest: Manifest, options: SampleOptions, check_spatial_dims: bool,
+                     storage_options: dict | None, index: str | None, scheduler: str | None,
+                     client: Any) -> dict[str, Any]:
+    from .index.build import run_index
+
+    with tempfile.TemporaryDirectory(prefix="timelapse-pipes-inspect-") as folder:
+        run = run_index(manifest, out=index or os.path.join(folder, "index.json"), options=options,
+                        check_spatial_dims=check_spatial_dims, storage_options=storage_options,
+                        client=client, scheduler=scheduler)
+    failed = {entry[ROW_KEY] for entry in run.problems}
+    report["rows"] = [row_report(row, run.metadata[n]) for n, row in enumerate(manifest.rows)
+                      if row.row not in failed and n in run.metadata]
+    report["problems"] = list(run.problems)
+    report["index"] = run.summary()
     return report
 
 
