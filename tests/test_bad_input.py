@@ -152,7 +152,9 @@ def test_bad_config(label, options, error, message, shared_data, tmp_path):
 
 
 STATE_CASES = [
-    ("wrong version", lambda s: {**s, "version": 2}, r"version 2 is not supported"),
+    ("wrong version", lambda s: {**s, "version": 3}, r"version 3 is not supported"),
+    ("version 1, from the numpy-seeded sampler", lambda s: {**s, "version": 1},
+     r"state version 1 comes from an earlier timelapse_pipes whose sampler drew other timepoints"),
     ("truncated", lambda s: {k: v for k, v in s.items() if k != "yielded"}, r"lacks \['yielded'\]"),
     ("another manifest", lambda s: {**s, "config": {**s["config"], "manifest": "0123456789abcdef"}},
      r"`manifest`: checkpoint has '0123456789abcdef'"),

@@ -38,12 +38,10 @@ def test_a_step_draws_on_the_grid_exactly_as_step_one_draws_on_positions(seed, i
     assert all(t in range(start, stop, step) for t in picked)
 
 
-def test_step_one_keeps_every_draw_of_before():
-    # The draws of step=1 are the ones checkpoints taken before `step` existed resume into.
+def test_step_one_is_the_plain_frame_range():
     assert choose_timepoints(0, 0, 0, 10, 20, 4, "uniform", jitter=False) == (10, 12, 15, 17)
-    rng = np.random.default_rng([7, 1, 5, 2])  # (seed, epoch, index, TIMEPOINT_TAG)
-    first = int(rng.integers(4, 30 - 3 + 1))
-    assert choose_timepoints(7, 1, 5, 4, 30, 3, "sequential") == (first, first + 1, first + 2)
+    assert choose_timepoints(0, 0, 0, 10, 20, 4, "uniform", jitter=False, step=1) == (10, 12, 15, 17)
+    assert choose_timepoints(0, 0, 0, 10, 20, 3, "uniform", jitter=False, step=3) == (10, 13, 16)
 
 
 @pytest.mark.parametrize("start,stop,step", [(3, 40, 4), (0, 53, 7), (10, 11, 3), (5, None, 6)])

@@ -75,11 +75,11 @@ class FrameRule:
         frames = frames_in_range(start, stop, step)
         rng = sample_rng(seed, epoch, index, TIMEPOINT_TAG)
         if self.offsets is not None:
-            anchor = int(rng.integers(-min(self.offsets), frames - max(self.offsets)))
+            anchor = rng.integers(-min(self.offsets), frames - max(self.offsets))
             positions: tuple[int, ...] = tuple(anchor + k for k in self.offsets)
         else:
             low, high = self.gap  # type: ignore[misc]
-            gap = int(rng.integers(low, min(high, frames - 1) + 1))
-            anchor = int(rng.integers(0, frames - gap))
+            gap = rng.integers(low, min(high, frames - 1) + 1)
+            anchor = rng.integers(0, frames - gap)
             positions = (anchor, anchor + gap)
         return tuple(start + p * step for p in positions)

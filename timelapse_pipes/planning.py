@@ -1,8 +1,9 @@
 """The pure planning core: what the i-th sample of epoch e is, as a function of (seed, epoch, i).
 
-Nothing here does I/O or keeps random state. Every draw comes from a generator seeded by a tuple
-(``numpy.random.default_rng([seed, epoch, i, TAG])``), so any worker, rank or resumed process
-computes the same plan for the same sample.
+Nothing here does I/O or keeps random state. Every draw of a sample comes from a counter-based
+stream keyed by a tuple (:class:`~timelapse_pipes.draws.SampleDraws` of ``(seed, epoch, i, TAG)``,
+about 1 µs), so any worker, rank or resumed process computes the same plan for the same sample.
+The row permutation of a pass is drawn once per pass with ``numpy.random.default_rng``.
 
 * Row of sample i: let R be the row count and k = i // R the pass. The row is
   ``permutation(R, rng([seed, epoch, k, ROW_TAG]))[i % R]``: every row appears once per full
@@ -19,6 +20,7 @@ from typing import Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
+from .draws import SampleDraws
 from .errors import ConfigError, SampleError
 
 __all__ = [
@@ -76,9 +78,9 @@ class CropSpec:
         return cls(roi_size=roi, mode=mode)
 
 
-def sample_rng(seed: int, epoch: int, index: int, tag: int) -> np.random.Generator:
-    """A fresh generator for one purpose (``tag``) of one sample."""
-    return np.random.default_rng([seed, epoch, index, tag])
+def sample_rng(seed: int, epoch: int, index: int, tag: int) -> SampleDraws:
+    """The draws for one purpose (``tag``) of one sample."""
+    return SampleDraws(seed, epoch, index, tag)
 
 
 @functools.lru_cache(maxsize=8)
@@ -98,32 +100,28 @@ def row_for_sample(seed: int, epoch: int, index: int, num_rows: int) -> int:
 
 def transform_seed(seed: int, epoch: int, index: int) -> int:
     """The seed handed to random transforms for this sample."""
-    return int(sample_rng(seed, epoch, index, TRANSFORM_TAG).integers(0, MAX_TRANSFORM_SEED))
+    return sample_rng(seed, epoch, index, TRANSFORM_TAG).integers(0, MAX_TRANSFORM_SEED)
 
 
-def _random_timepoints(rng: np.random.Generator, start: int, stop: int, count: int,
-                       jitter: bool) -> list[int]:
+def _random_timepoints(rng: SampleDraws, start: int, stop: int, count: int, jitter: bool) -> list[int]:
     length = stop - start
     replace = length < count  # documented fallback: too short a range repeats frames
-    picks = rng.choice(length, size=count, replace=replace)
-    return sorted(int(start + p) for p in picks)
+    return sorted(start + p for p in rng.choice(length, count, replace))
 
 
-def _sequential_timepoints(rng: np.random.Generator, start: int, stop: int, count: int,
-                           jitter: bool) -> list[int]:
-    first = int(rng.integers(start, stop - count + 1))
+def _sequential_timepoints(rng: SampleDraws, start: int, stop: int, count: int, jitter: bool) -> list[int]:
+    first = rng.integers(start, stop - count + 1)
     return list(range(first, first + count))
 
 
-def _uniform_timepoints(rng: np.random.Generator, start: int, stop: int, count: int,
-                        jitter: bool) -> list[int]:
+def _uniform_timepoints(rng: SampleDraws, start: int, stop: int, count: int, jitter: bool) -> list[int]:
     # Integer arithmetic: frame k is start + floor((k * L + phase) / n), phase in [0, L) (exact).
     length = stop - start
-    phase = int(rng.integers(0, length)) if jitter else 0
+    phase = rng.integers(0, length) if jitter else 0
     return [start + (k * length + phase) // count for k in range(count)]
 
 
-TimepointSampler = Callable[[np.random.Generator, int, int, int, bool], list[int]]
+TimepointSampler = Callable[[SampleDraws, int, int, int, bool], list[int]]
 TIMEPOINT_SAMPLERS: dict[str, TimepointSampler] = {
     "random": _random_timepoints,
     "sequential": _sequential_timepoints,
@@ -187,7 +185,7 @@ def choose_crop_offset(seed: int, epoch: int, index: int, frame_shape: Sequence[
     if crop.mode == "center":
         return tuple((f - r) // 2 for f, r in zip(frame_shape, crop.roi_size))
     rng = sample_rng(seed, epoch, index, CROP_TAG)
-    return tuple(int(rng.integers(0, f - r + 1)) for f, r in zip(frame_shape, crop.roi_size))
+    return tuple(rng.integers(0, f - r + 1) for f, r in zip(frame_shape, crop.roi_size))
 
 
 def resolve_samples_per_epoch(value: int | Mapping[str, int] | None, split: str | None,

@@ -113,7 +113,7 @@ class SamplePipeline:
             except Exception as error:  # noqa: BLE001 - the policy is to replace any failed sample
                 failure = error
                 self._record_skip(error)
-                candidate = SampleKey(key.epoch, int(rng.integers(self.num_samples)))
+                candidate = SampleKey(key.epoch, rng.integers(0, self.num_samples))
                 continue
             return _mark(sample, replaced=candidate != key)
         raise SkipBudgetExceeded(

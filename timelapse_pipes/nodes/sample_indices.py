@@ -18,7 +18,7 @@ from ..sharding import Shard, shard_index, shard_length
 
 __all__ = ["SampleIndexSource", "STATE_VERSION"]
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: per-sample draws from the counter-based SampleDraws (1: numpy default_rng)
 
 
 class SampleIndexSource(BaseNode[SampleKey]):
@@ -136,10 +136,16 @@ def check_state(state: Any, config: Mapping[str, Any]) -> None:
              if not isinstance(state[key], kind) or isinstance(state[key], bool)]
     if wrong:
         raise StateError(f"state fields {wrong} have the wrong type; the checkpoint is damaged.")
-    if state[SampleIndexSource.VERSION_KEY] != STATE_VERSION:
+    version = state[SampleIndexSource.VERSION_KEY]
+    if version == 1:
         raise StateError(
-            f"state version {state[SampleIndexSource.VERSION_KEY]} is not supported "
-            f"(this timelapse_pipes writes version {STATE_VERSION})."
+            "state version 1 comes from an earlier timelapse_pipes whose sampler drew other "
+            "timepoints, crops and transform seeds, so it cannot resume the same stream; start the "
+            "epoch again (the position is in the state) or finish the run with the version that wrote it."
+        )
+    if version != STATE_VERSION:
+        raise StateError(
+            f"state version {version} is not supported (this timelapse_pipes writes version {STATE_VERSION})."
         )
     if min(state[SampleIndexSource.EPOCH_KEY], state[SampleIndexSource.POSITION_KEY],
            state[SampleIndexSource.YIELDED_KEY]) < 0 or state[SampleIndexSource.WORLD_SIZE_KEY] < 1:

@@ -27,7 +27,7 @@ __all__ = ["SeededTransform", "transform_seeds"]
 def transform_seeds(seed: int, epoch: int, index: int, count: int) -> list[int]:
     """One transform seed per item of a sample (``count`` > 1 for the "separate" layout)."""
     rng = sample_rng(seed, epoch, index, TRANSFORM_TAG)
-    return [int(s) for s in rng.integers(0, MAX_TRANSFORM_SEED, size=count)]
+    return [rng.integers(0, MAX_TRANSFORM_SEED) for _ in range(count)]
 
 
 class SeededTransform:
