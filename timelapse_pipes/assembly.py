@@ -7,6 +7,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from .manifest import Manifest, ManifestColumns, read_manifest
 from .metadata import MetadataCache
+from .nodes.batch_assembler import BatchAssembler
 from .nodes.bioio_loader import BioIOLoader
 from .nodes.manifest_rows import ManifestRowPlanner
 from .nodes.metadata_cacher import MetadataCacher
@@ -30,6 +31,7 @@ class Prepared:
     pipeline: SamplePipeline
     config: dict[str, Any]
     readers: ReaderCache
+    assemble_batch: BatchAssembler  # keys -> collated batch, what build_loader's graph maps
 
     def close(self) -> None:
         """Close the files this process has open for these samples (they reopen on demand)."""
@@ -106,12 +108,13 @@ def prepare(
     num_samples = resolve_samples_per_epoch(samples_per_epoch, split, len(manifest))
     readers = ReaderCache(max_open_files, stage_dir, stage_max_bytes)
     fs_kwargs = dict(storage_options or {})
-    stages: list[Callable[[Any], Any]] = [
+    plan_stages: list[Callable[[Any], Any]] = [
         ManifestRowPlanner(manifest, options.seed),
         MetadataCacher(options, MetadataCache(metadata_cache, options.reader, fs_kwargs), readers),
         TimepointSampler(options),
-        BioIOLoader(options, readers, fs_kwargs),
     ]
+    loader = BioIOLoader(options, readers, fs_kwargs)
+    stages = [*plan_stages, loader]
     transform = _transform_for_split(transforms, split)
     if transform is not None:
         stages.append(SeededTransform(transform, options.seed, same_draw_per_frame=options.time_aware,
@@ -121,7 +124,9 @@ def prepare(
     config = config_summary(options, manifest.fingerprint(), num_samples)
     config["transform"] = None if transform is None else _describe(transform)
     config["on_error"] = on_error
-    return Prepared(manifest, options, num_samples, pipeline, config, readers)
+    assemble_batch = BatchAssembler(pipeline, plan_stages, loader,
+                                    per_sample=transform is not None or on_error != "raise")
+    return Prepared(manifest, options, num_samples, pipeline, config, readers, assemble_batch)
 
 
 def _describe(transform: Any) -> str:

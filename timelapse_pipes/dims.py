@@ -6,11 +6,14 @@
 
 from __future__ import annotations
 
+import functools
+
 from .metadata import AXES, ImageMetadata
 
 __all__ = ["read_order", "effective_dims"]
 
 
+@functools.lru_cache(maxsize=None)
 def read_order(time_axis: str, with_samples: bool) -> str:
     """The dimension order to request from bioio so that axis 0 is time and axis 1 channels."""
     order = list(AXES)

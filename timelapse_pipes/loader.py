@@ -3,8 +3,13 @@
 Graph::
 
     SampleIndexSource (sharding filter, the only state)
-      -> ParallelMapper(SamplePipeline, in_order=True)   manifest row, metadata, timepoints, read, transform
-      -> Batcher -> Mapper(collate_samples) -> Prefetcher [-> PinMemory] -> TimelapseLoader
+      -> Batcher (the batch's sample keys)
+      -> ParallelMapper(BatchAssembler, in_order=True)   per sample: manifest row, metadata,
+             timepoints, read (into one batch buffer) [, transform]; collated
+      -> Prefetcher [-> PinMemory] -> TimelapseLoader
+
+Workers build whole batches (as torch's DataLoader workers do); the stream is the same for any
+worker count because batches are delivered in order and each sample is a pure function of its key.
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ from torchdata.nodes.loader import LoaderIterator
 
 from .assembly import Prepared, prepare
 from .errors import ConfigError, StateError, TimelapsePipesError
-from .nodes.collate import collate_samples
 from .nodes.sample_indices import SampleIndexSource, check_state
 from .sharding import resolve_shard, shard_length
 from .workers import preload_forkserver
@@ -234,17 +238,15 @@ def build_graph(index_source: SampleIndexSource, prepared: Prepared, *, batch_si
                 drop_last: bool, num_workers: int, worker_method: str,
                 multiprocessing_context: str | None, prefetch: int, pin_memory: bool) -> BaseNode:
     """Compose the public nodes into the batch graph that ``build_loader`` wraps."""
-    node: BaseNode
+    node: BaseNode = Batcher(index_source, batch_size=batch_size, drop_last=drop_last)
     if num_workers == 0:
-        node = Mapper(index_source, prepared.pipeline)
+        node = Mapper(node, prepared.assemble_batch)
     else:
         context = multiprocessing_context if worker_method == "process" else None
         if context == "forkserver":
             preload_forkserver()
-        node = ParallelMapper(index_source, prepared.pipeline, num_workers=num_workers, in_order=True,
+        node = ParallelMapper(node, prepared.assemble_batch, num_workers=num_workers, in_order=True,
                               method=worker_method, multiprocessing_context=context)  # type: ignore[arg-type]
-    node = Batcher(node, batch_size=batch_size, drop_last=drop_last)
-    node = Mapper(node, collate_samples)
     if prefetch:
         node = Prefetcher(node, prefetch_factor=prefetch)
     if pin_memory:

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import threading
@@ -60,6 +61,7 @@ def reader_for_path(path: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=None)
 def load_reader_class(name: str) -> type:
     """Import a reader class from an alias (``"nd2"``) or a dotted name (``"bioio_nd2.Reader"``)."""
     dotted = READER_ALIASES.get(name.lower(), name)

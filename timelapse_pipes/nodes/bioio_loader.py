@@ -33,6 +33,24 @@ class BioIOLoader:
         self.fs_kwargs = dict(fs_kwargs or {})
 
     def __call__(self, plan: SamplePlan) -> Sample | list[Sample]:
+        """The sample (a list of samples for the "separate" layout) of a complete plan."""
+        return self.attach(self.fields(plan), self.read(plan))
+
+    def read_shape(self, plan: SamplePlan) -> tuple[int, int, int, int, int]:
+        """The ``(T, C, Z, Y, X)`` shape :meth:`read` returns for this plan (no I/O)."""
+        assert plan.metadata is not None and plan.timepoints is not None, "plan is not complete"
+        options, row, metadata = self.options, plan.row, plan.metadata
+        order = read_order(row.time_axis or options.time_axis, metadata.has_samples_axis)
+        channels = len(row.channels) if row.channels is not None else metadata.dims[order[1]]
+        channels *= metadata.dims.get("S", 1) if metadata.has_samples_axis else 1
+        zyx = [metadata.dims[axis] for axis in order[2:5]]
+        if options.crop is not None:
+            zyx[3 - len(options.crop.roi_size):] = options.crop.roi_size
+        return (len(plan.timepoints), channels, zyx[0], zyx[1], zyx[2])
+
+    def read(self, plan: SamplePlan, out: np.ndarray | None = None) -> np.ndarray:
+        """The plan's ``(T, C, Z, Y, X)`` pixels in the final dtype; with ``out`` (that shape, the
+        final dtype), written into it: the one copy a batch buffer needs."""
         assert plan.metadata is not None and plan.timepoints is not None, "plan is not complete"
         options, row, metadata = self.options, plan.row, plan.metadata
         order = read_order(row.time_axis or options.time_axis, metadata.has_samples_axis)
@@ -48,21 +66,43 @@ class BioIOLoader:
         region = crop_slices(frame, offset, roi)
         data = read_region(image, order, plan.timepoints, row.channels, region,
                            where=f"{row.where} ({row.path}, scene {metadata.scene!r})")
-        data = data.astype(options.dtype, copy=False)
-        if options.spatial_dims == 2:
-            data = data[:, :, 0]
+        if out is None:
+            return data.astype(options.dtype, copy=False)
+        np.copyto(out, data, casting="unsafe")  # the same C cast as astype
+        return out
+
+    def fields(self, plan: SamplePlan) -> Sample | list[Sample]:
+        """Everything of the sample but its pixels (one dict per frame for the "separate" layout)."""
+        assert plan.metadata is not None and plan.timepoints is not None, "plan is not complete"
+        options, row, metadata = self.options, plan.row, plan.metadata
+        order = read_order(row.time_axis or options.time_axis, metadata.has_samples_axis)
         channels = list(row.channels) if row.channels is not None else list(range(metadata.dims[order[1]]))
         base = self._fields(plan, channels)
         # Frame times follow the file's T axis; a row reading another axis as time has none.
         times = times_of_frames(metadata.frame_times, plan.timepoints) if order[0] == "T" else None
         interval = metadata.time_interval_s if order[0] == "T" else None
         if options.timepoint_layout == "separate":
-            return [{**base, options.out_key: np.ascontiguousarray(data[k]), "T": [t],
-                     "meta": _with_times(base["meta"], None if times is None else [times[k]], interval)}
+            return [{**base, "T": [t], "meta": _with_times(base["meta"], None if times is None else [times[k]],
+                                                           interval)}
                     for k, t in enumerate(plan.timepoints)]
+        return {**base, "T": list(plan.timepoints), "meta": _with_times(base["meta"], times, interval)}
+
+    def attach(self, fields: Sample | list[Sample], data: np.ndarray) -> Sample | list[Sample]:
+        """The sample(s): ``fields`` plus the ``(T, C, Z, Y, X)`` pixels in the sample's layout."""
+        options = self.options
+        if options.spatial_dims == 2:
+            data = data[:, :, 0]
+        if isinstance(fields, list):
+            return [{**item, options.out_key: np.ascontiguousarray(data[k])} for k, item in enumerate(fields)]
         pixels = data[0] if options.num_timepoints == 1 else data
-        return {**base, options.out_key: np.ascontiguousarray(pixels), "T": list(plan.timepoints),
-                "meta": _with_times(base["meta"], times, interval)}
+        return {**fields, options.out_key: np.ascontiguousarray(pixels)}
+
+    def sample_shape(self, read_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The pixel shape of one sample (of one frame, for the "separate" layout) in a batch."""
+        frame = read_shape[1:] if self.options.spatial_dims == 3 else read_shape[1:2] + read_shape[3:]
+        if self.options.timepoint_layout == "separate" or self.options.num_timepoints == 1:
+            return frame
+        return read_shape[:1] + frame
 
     def _fields(self, plan: SamplePlan, channels: list[int]) -> Sample:
         metadata, row = plan.metadata, plan.row
