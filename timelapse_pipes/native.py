@@ -1,21 +1,37 @@
-"""Native fast paths: slice the reader's own array instead of building a dask graph per sample.
+"""Native fast paths: read the file's own chunks or pages instead of building a dask graph per sample.
 
 bioio's lazy arrays cost a dask task per chunk and per index step (about 90 tasks for a 4-frame,
-2-channel crop). Where the reader is backed by a zarr array (OME-Zarr), one orthogonal selection
-reads exactly the same chunks, concurrently, with no graph. The native array is found once per open
+2-channel crop). Local OME-Zarr arrays of the common layouts are decoded chunk by chunk
+(:mod:`.zarr_chunks`), local TIFF series strip by strip (:mod:`.tiff_pages`), both in parallel and
+straight into the caller's output; other zarr arrays are read with one orthogonal selection (through
+the ``zarrs`` codec pipeline when installed and the array is local), other TIFFs through tifffile's
+zarr store, ND2 frame by frame from a kept-open ``ND2File``. The native array is found once per open
 image; if anything about it disagrees with what bioio reports (dims, shape), the dask path is used.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
-__all__ = ["NativeArray", "find_native_array"]
+from .chunked import check_out
+
+__all__ = ["NativeArray", "ND2Frames", "PixelSource", "find_native_array"]
 
 AXES = "TCZYX"
+
+
+class PixelSource(Protocol):
+    """What ``read_region`` needs of a fast path: its axes, a read (into ``out``) and a close."""
+
+    dims: str
+
+    def read(self, timepoints: Sequence[int], channels: Sequence[int] | None, region: tuple[slice, ...],
+             out: np.ndarray | None = None) -> np.ndarray: ...
+
+    def close(self) -> None: ...
 
 
 class NativeArray:
@@ -35,8 +51,17 @@ class NativeArray:
             self._keep_alive = None
 
     def read(self, timepoints: Sequence[int], channels: Sequence[int] | None,
-             region: tuple[slice, ...]) -> np.ndarray:
-        """``(len(timepoints), C, Z, Y, X)`` pixels; ``region`` slices Z, Y, X."""
+             region: tuple[slice, ...], out: np.ndarray | None = None) -> np.ndarray:
+        """``(len(timepoints), C, Z, Y, X)`` pixels; ``region`` slices Z, Y, X; into ``out`` (cast) when given."""
+        data = self._read(timepoints, channels, region)
+        if out is None:
+            return data
+        check_out(out, data.shape)
+        np.copyto(out, data, casting="unsafe")
+        return out
+
+    def _read(self, timepoints: Sequence[int], channels: Sequence[int] | None,
+              region: tuple[slice, ...]) -> np.ndarray:
         wanted = {"T": np.asarray(timepoints, dtype=np.int64),
                   "C": slice(None) if channels is None else np.asarray(channels, dtype=np.int64),
                   "Z": region[0], "Y": region[1], "X": region[2]}
@@ -60,11 +85,12 @@ class NativeArray:
         return data[inverse] if len(inverse) != len(unique_t) or np.any(np.diff(inverse) < 0) else data
 
 
-def find_native_array(image: Any, path: str) -> NativeArray | None:
-    """The array behind a ``BioImage`` at its current scene and level, or None (use dask).
+def find_native_array(image: Any, path: str) -> PixelSource | None:
+    """The fast path behind a ``BioImage`` at its current scene and level, or None (use dask).
 
-    OME-Zarr: the reader's zarr array. Local OME-TIFF / TIFF: a kept-open ``tifffile`` series as a
-    zarr store (bioio's TIFF readers reopen the file for every read).
+    OME-Zarr: the chunk decoder on the reader's zarr array, else the array itself. Local OME-TIFF /
+    TIFF: the page decoder on a kept-open ``tifffile`` series, else its zarr store (bioio's TIFF
+    readers reopen the file for every read). Local ND2: frames from a kept-open ``ND2File``.
     """
     reader = getattr(image, "reader", None)
     plugin = type(reader).__module__.split(".")[0]
@@ -86,18 +112,29 @@ def find_native_array(image: Any, path: str) -> NativeArray | None:
         return None
     if any(reported.get(axis, 1) != size for axis, size in zip(dims, array.shape)):
         return None
-    return NativeArray(array, dims)
+    return _zarr_native(array, dims)
+
+
+def _zarr_native(array: Any, dims: str) -> PixelSource:
+    """The chunk decoder for local arrays it can read, else one zarr selection (``zarrs`` when installed)."""
+    from .zarr_chunks import ZarrChunks
+    from .zarr_pipeline import with_zarrs
+
+    chunks = ZarrChunks.from_array(array, dims)
+    return chunks if chunks is not None else NativeArray(with_zarrs(array), dims)
 
 
 _TIFF_AXES = {"T": "T", "C": "C", "Z": "Z", "Y": "Y", "X": "X", "Q": "Z", "I": "Z", "R": "R"}
 
 
-def _tiff_native(image: Any, path: str) -> NativeArray | None:
+def _tiff_native(image: Any, path: str) -> PixelSource | None:
     if not os.path.isfile(path):  # remote or staged: bioio's path
         return None
     try:
         import tifffile
         import zarr
+
+        from .tiff_pages import TiffPages
 
         tiff = tifffile.TiffFile(path)
     except Exception:
@@ -119,16 +156,28 @@ def _tiff_native(image: Any, path: str) -> NativeArray | None:
         dims = "".join(_TIFF_AXES[a] for a in series.axes)
         if len(set(dims)) != len(dims) or ("R" in dims and "R" not in fixed):
             raise ValueError("ambiguous axes")
-        array = zarr.open(series.aszarr(level=level), mode="r")
         reported = dict(zip(image.dims.order, image.dims.shape))
-        sizes = {axis: size for axis, size in zip(dims, array.shape) if axis not in fixed}
-        if "S" in reported or not hasattr(array, "oindex") or len(array.shape) != len(dims) or \
-                any(reported.get(axis, 1) != sizes.get(axis, 1) for axis in AXES):
+        if "S" in reported:
+            raise ValueError("samples axis")
+        if _agrees(dims, fixed, series.levels[level].shape, reported):
+            pages = TiffPages.from_series(path, tiff, series.levels[level], dims, fixed)
+            if pages is not None:
+                return pages
+        array = zarr.open(series.aszarr(level=level), mode="r")
+        if not hasattr(array, "oindex") or not _agrees(dims, fixed, array.shape, reported):
             raise ValueError("dims disagree with bioio")
     except Exception:  # no fast path: close the file instead of leaving it to the collector
         tiff.close()
         return None
     return NativeArray(array, dims, fixed, keep_alive=tiff)
+
+
+def _agrees(dims: str, fixed: dict[str, int], shape: Sequence[int], reported: dict[str, int]) -> bool:
+    """Whether an array of ``shape`` (axes ``dims``, ``fixed`` ones indexed away) has bioio's T, C, Z, Y, X sizes."""
+    if len(shape) != len(dims):
+        return False
+    sizes = {axis: size for axis, size in zip(dims, shape) if axis not in fixed}
+    return all(reported.get(axis, 1) == sizes.get(axis, 1) for axis in AXES)
 
 
 class ND2Frames:
@@ -139,6 +188,7 @@ class ND2Frames:
         self.frames = frames  # (t, z) -> frame index, for this scene (position)
         self.channels = channels
         self.depth = max(z for _, z in frames) + 1
+        self.yx = (int(handle.sizes["Y"]), int(handle.sizes["X"]))
         self.dims = "TCZYX"
 
     def close(self) -> None:
@@ -153,21 +203,35 @@ class ND2Frames:
             pass
 
     def read(self, timepoints: Sequence[int], channels: Sequence[int] | None,
-             region: tuple[slice, ...]) -> np.ndarray:
+             region: tuple[slice, ...], out: np.ndarray | None = None) -> np.ndarray:
+        """``(len(timepoints), C, Z, Y, X)`` pixels; into ``out`` (cast on write) when given."""
         z_indices = range(self.depth)[region[0]]
         picked = list(range(self.channels)) if channels is None else list(channels)
-        cache: dict[int, np.ndarray] = {}
-        planes = []
-        for t in timepoints:
-            if t not in cache:
-                stack = []
-                for z in z_indices:
-                    frame = np.asarray(self.handle.read_frame(self.frames[(t, z)]))
-                    frame = frame[None] if frame.ndim == 2 else frame  # C, Y, X
-                    stack.append(frame[picked][:, region[1], region[2]])
-                cache[t] = np.stack(stack, axis=1)  # C, Z, Y, X
-            planes.append(cache[t])
-        return np.stack(planes)
+        if out is None:
+            cache: dict[int, np.ndarray] = {}
+            planes = []
+            for t in timepoints:
+                if t not in cache:
+                    cache[t] = np.stack([self._plane(t, z, picked, region) for z in z_indices], axis=1)
+                planes.append(cache[t])  # C, Z, Y, X
+            return np.stack(planes)
+        check_out(out, (len(timepoints), len(picked), len(z_indices)) + tuple(
+            len(range(size)[cut]) for size, cut in zip(self.yx, region[1:])))
+        first: dict[int, int] = {}
+        for k, t in enumerate(timepoints):
+            if t in first:  # a repeated frame: copy what was read
+                out[k] = out[first[t]]
+                continue
+            first[t] = k
+            for n, z in enumerate(z_indices):
+                np.copyto(out[k, :, n], self._plane(t, z, picked, region), casting="unsafe")
+        return out
+
+    def _plane(self, t: int, z: int, picked: list[int], region: tuple[slice, ...]) -> np.ndarray:
+        """The ``(C, Y, X)`` region of frame (t, z), channels ``picked``."""
+        frame = np.asarray(self.handle.read_frame(self.frames[(t, z)]))
+        frame = frame[None] if frame.ndim == 2 else frame  # C, Y, X
+        return frame[picked][:, region[1], region[2]]
 
 
 def _nd2_native(image: Any, path: str) -> ND2Frames | None:

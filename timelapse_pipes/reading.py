@@ -6,6 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .chunked import OutShapeError, check_out
 from .errors import ImageReadError, UnsupportedImageError
 from .readers import OpenImage
 
@@ -22,23 +23,29 @@ def crop_slices(frame: Sequence[int], offset: Sequence[int] | None,
 
 def read_region(image: OpenImage, order: str, timepoints: Sequence[int],
                 channels: Sequence[int] | None, region: tuple[slice, ...], *,
-                where: str = "") -> np.ndarray:
+                where: str = "", out: np.ndarray | None = None) -> np.ndarray:
     """Read ``(len(timepoints), C, Z, Y, X)`` pixels; an RGB ``S`` axis is folded into C.
 
     ``region`` slices the trailing (Z, Y, X) axes. Slicing the cached lazy array first means only
     the chunks or planes that intersect the region are read (crop pushdown). With a samples axis the
     output channels are ``c0s0, c0s1, c0s2, c1s0, ...``.
+
+    ``out`` (that shape, any dtype): the pixels are written into it, cast as ``astype`` casts, and
+    it is returned; the native fast paths decode straight into it (one copy). Without ``out`` the
+    pixels come back in the file's dtype.
     """
     native = image.native() if order == "TCZYX" else None
     samples = order.endswith("S")
     try:
         if native is not None:
-            return native.read(timepoints, channels, region)
+            return native.read(timepoints, channels, region, out=out)
         spatial = (slice(None),) * 2 + tuple(region) + ((slice(None),) if samples else ())
         lazy = image.lazy_array(order)[spatial][list(timepoints)]
         if channels is not None:
             lazy = lazy[:, list(channels)]
         data = np.asarray(lazy.compute(scheduler="synchronous"))
+    except OutShapeError:
+        raise
     except (ValueError, IndexError, NotImplementedError) as exc:
         raise UnsupportedImageError(
             f"{where}: the reader cannot decode these pixels ({type(exc).__name__}: {exc}). The file "
@@ -50,4 +57,8 @@ def read_region(image: OpenImage, order: str, timepoints: Sequence[int],
     if samples:
         n, c = data.shape[:2]
         data = np.moveaxis(data, -1, 2).reshape((n, c * data.shape[-1]) + data.shape[2:5])
-    return data
+    if out is None:
+        return data
+    check_out(out, data.shape)
+    np.copyto(out, data, casting="unsafe")
+    return out
