@@ -256,3 +256,9 @@ def test_run_all_uses_the_pool_waits_for_every_job_and_reraises(monkeypatch):
         decode.run_all([job(k) for k in range(8)])
     assert sorted(done) == list(range(8))  # every job ran before the error surfaced
     assert len(names) == 2
+
+
+def test_the_fast_decoders_can_be_turned_off(written, monkeypatch):
+    monkeypatch.setenv(decode.FAST_ENV_VAR, "0")
+    assert _check(str(written["zarr_v3"]), 0, 0, (2,)) == "NativeArray/BatchedCodecPipeline"
+    assert _check(str(written["ome_tiff"]), 0, 0, (1,)) == "NativeArray/BatchedCodecPipeline"  # zarr store

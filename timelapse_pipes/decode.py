@@ -9,6 +9,8 @@ so ``num_workers`` workers (threads or processes) times their decode threads nev
 cores: ``num_workers=0`` decodes on every core, 2 workers on 2 cores decode one chunk at a time
 each. ``configure`` sets it; the environment variable ``TIMELAPSE_PIPES_DECODE_THREADS`` overrides
 it; an unconfigured process worker (a child process) uses one thread, which never oversubscribes.
+``TIMELAPSE_PIPES_FAST_DECODE=0`` turns the library's own decoders off (zarr-python and tifffile's
+zarr store read everything, as before they existed), for comparison or as a safety switch.
 """
 
 from __future__ import annotations
@@ -19,15 +21,22 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
-__all__ = ["configure", "decode_threads", "budget", "usable_cpus", "run_all", "ENV_VAR"]
+__all__ = ["configure", "decode_threads", "budget", "usable_cpus", "run_all", "fast_decoders", "ENV_VAR",
+           "FAST_ENV_VAR"]
 
 ENV_VAR = "TIMELAPSE_PIPES_DECODE_THREADS"
+FAST_ENV_VAR = "TIMELAPSE_PIPES_FAST_DECODE"
 
 _lock = threading.Lock()
 _threads: int | None = None  # per reading worker, set by configure()
 _readers = 1  # reading threads in this process that share the pool
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
+
+
+def fast_decoders() -> bool:
+    """Whether the library's chunk and page decoders are on (``TIMELAPSE_PIPES_FAST_DECODE`` is not 0)."""
+    return os.environ.get(FAST_ENV_VAR, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def usable_cpus() -> int:

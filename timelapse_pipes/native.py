@@ -117,9 +117,12 @@ def find_native_array(image: Any, path: str) -> PixelSource | None:
 
 def _zarr_native(array: Any, dims: str) -> PixelSource:
     """The chunk decoder for local arrays it can read, else one zarr selection (``zarrs`` when installed)."""
+    from .decode import fast_decoders
     from .zarr_chunks import ZarrChunks
     from .zarr_pipeline import with_zarrs
 
+    if not fast_decoders():
+        return NativeArray(array, dims)
     chunks = ZarrChunks.from_array(array, dims)
     return chunks if chunks is not None else NativeArray(with_zarrs(array), dims)
 
@@ -134,6 +137,7 @@ def _tiff_native(image: Any, path: str) -> PixelSource | None:
         import tifffile
         import zarr
 
+        from .decode import fast_decoders
         from .tiff_pages import TiffPages
 
         tiff = tifffile.TiffFile(path)
@@ -159,7 +163,7 @@ def _tiff_native(image: Any, path: str) -> PixelSource | None:
         reported = dict(zip(image.dims.order, image.dims.shape))
         if "S" in reported:
             raise ValueError("samples axis")
-        if _agrees(dims, fixed, series.levels[level].shape, reported):
+        if fast_decoders() and _agrees(dims, fixed, series.levels[level].shape, reported):
             pages = TiffPages.from_series(path, tiff, series.levels[level], dims, fixed)
             if pages is not None:
                 return pages
