@@ -8,7 +8,9 @@ into the output with one cast: the output's dtype is the caller's.
 
 from __future__ import annotations
 
+import functools
 import itertools
+import math
 import os
 import threading
 from typing import Any, Sequence
@@ -23,6 +25,7 @@ __all__ = ["ChunkedSource", "OutShapeError", "check_out", "axis_runs", "wanted_i
 AXES = "TCZYX"
 Run = tuple[slice, slice]  # (slice within the chunk, slice of the output)
 _local = threading.local()
+_BYTES = np.dtype(np.uint8)
 
 
 class OutShapeError(ValueError):
@@ -41,7 +44,7 @@ def scratch(shape: Sequence[int], dtype: np.dtype, slot: str = "pixels") -> np.n
     One buffer per thread and slot, whatever the source: fresh large allocations cost page faults
     on every chunk. Valid until the next call for the same slot on the same thread.
     """
-    size = int(np.prod(shape)) * dtype.itemsize
+    size = math.prod(shape) * dtype.itemsize
     buffers = getattr(_local, "buffers", None)
     if buffers is None:
         buffers = _local.buffers = {}
@@ -53,24 +56,34 @@ def scratch(shape: Sequence[int], dtype: np.dtype, slot: str = "pixels") -> np.n
 
 def read_file(path: str) -> memoryview:
     """The bytes of the file at ``path`` in this thread's reusable buffer (FileNotFoundError if absent)."""
-    with open(path, "rb", buffering=0) as stream:
-        size = os.fstat(stream.fileno()).st_size
-        view = memoryview(scratch((size,), np.dtype(np.uint8), slot="file"))
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        size = os.fstat(fd).st_size
+        view = memoryview(scratch((size,), _BYTES, slot="file"))
         done = 0
         while done < size:
-            count = stream.readinto(view[done:])
+            count = os.readv(fd, [view[done:]])
             if not count:
                 raise OSError(f"{path}: the file ended after {done} of {size} bytes")
             done += count
+    finally:
+        os.close(fd)
     return view
 
 
 def to_tczyx(data: np.ndarray, dims: str) -> np.ndarray:
     """A view of ``data`` (axes named by ``dims``, a subset of T, C, Z, Y, X) as 5-D T, C, Z, Y, X."""
-    order = sorted(range(len(dims)), key=lambda axis: AXES.index(dims[axis]))
-    missing = tuple(k for k, axis in enumerate(AXES) if axis not in dims)
-    view = data.transpose(order)
+    order, missing = _layout(dims)
+    view = data.transpose(order) if order else data
     return np.expand_dims(view, missing) if missing else view
+
+
+@functools.lru_cache(maxsize=64)
+def _layout(dims: str) -> tuple[tuple[int, ...] | None, tuple[int, ...]]:
+    """(axis order to T, C, Z, Y, X, or None when already in order; positions of missing axes)."""
+    order = tuple(sorted(range(len(dims)), key=lambda axis: AXES.index(dims[axis])))
+    missing = tuple(k for k, axis in enumerate(AXES) if axis not in dims)
+    return (None if order == tuple(range(len(dims))) else order), missing
 
 
 class ChunkedSource:
