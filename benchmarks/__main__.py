@@ -16,7 +16,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-SUITES = ("startup", "frames", "crops", "resume", "memory", "scaling")
+SUITES = ("startup", "frames", "decoders", "crops", "resume", "memory", "scaling")
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
 
-    from . import crops, frames, memory, resume, scaling, startup
+    from . import crops, decoders, frames, memory, resume, scaling, startup
     from .measure import clock, log
     from .report import load_average, machine_info, render
     from .settings import preset
@@ -92,10 +92,13 @@ def main(argv: list[str] | None = None) -> int:
         if "startup" in settings.suites:
             add("startup", startup.run(settings, folder))
         datasets = []
-        if {"frames", "resume", "scaling"} & set(settings.suites) or args.profile:
+        if {"frames", "decoders", "resume", "scaling"} & set(settings.suites) or args.profile:
             datasets = frames.stream_datasets(settings, folder, shared)
         if "frames" in settings.suites:
             add("frames", frames.run(settings, datasets))
+        if "decoders" in settings.suites:
+            layouts = [(data.short, data.kind, data.array_path) for data in datasets if data.kind != "nd2"]
+            add("decoders", decoders.run(settings, layouts, folder))
         if "crops" in settings.suites:
             add("crops", crops.run(settings, folder))
         if "resume" in settings.suites:

@@ -1,13 +1,20 @@
-"""``--profile``: where the library's time goes on the full-frame OME-Zarr loop (cProfile)."""
+"""``--profile``: where the library's time goes on the full-frame OME-Zarr loop (cProfile), before and
+after the chunk decoder: the same loop with ``TIMELAPSE_PIPES_FAST_DECODE=0`` (zarr-python reads,
+as the library did before) and with it on, both on one decode thread so cProfile sees every call."""
 
 from __future__ import annotations
 
 import cProfile
 import io
+import os
 import pstats
+from contextlib import contextmanager
+from typing import Iterator
 
 import timelapse_pipes as tp
+from timelapse_pipes import decode
 
+from .decoders import decode_threads
 from .frames import Dataset
 from .measure import fmt, log
 from .settings import Settings
@@ -18,48 +25,44 @@ TOP = 18
 # (label, file suffix, function name) of the entries summarised per sample
 WATCHED = (
     ("`read_region` (the library's read of one sample)", "timelapse_pipes/reading.py", "read_region"),
-    ("native fast path (`NativeArray.read`, one zarr selection)", "timelapse_pipes/native.py", "read"),
-    ("dask `compute` (graph optimisation + scheduler)", "dask/base.py", "compute"),
-    ("dask ordering of the graph (`dask.order.order`)", "dask/order.py", "order"),
+    ("one chunk: read + decode + cast copy (`decode_and_copy`)", "timelapse_pipes/chunked.py", "decode_and_copy"),
+    ("one chunk: read + decode (`ZarrChunks.chunk`)", "timelapse_pipes/zarr_chunks.py", "chunk"),
+    ("chunk files read (`read_file`)", "timelapse_pipes/chunked.py", "read_file"),
+    ("blosc decompress (numcodecs)", "~", "<numcodecs.blosc.decompress>"),
     ("zarr `sync` (one event-loop round trip per call)", "zarr/core/sync.py", "sync"),
     ("thread lock waits", "~", "<method 'acquire' of '_thread.lock' objects>"),
+    ("dask `compute` (graph optimisation + scheduler)", "dask/base.py", "compute"),
+    ("collate (`collate_samples`)", "timelapse_pipes/nodes/collate.py", "collate_samples"),
 )
 
 
-def _per_sample(stats: pstats.Stats, samples: int) -> tuple[list[str], dict[str, float]]:
-    lines, calls_by_label = [], {}
+@contextmanager
+def _fast(enabled: bool) -> Iterator[None]:
+    before = os.environ.get(decode.FAST_ENV_VAR)
+    os.environ[decode.FAST_ENV_VAR] = "1" if enabled else "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(decode.FAST_ENV_VAR, None)
+        else:
+            os.environ[decode.FAST_ENV_VAR] = before
+
+
+def _per_sample(stats: pstats.Stats, samples: int) -> dict[str, tuple[float, float]]:
+    """label -> (calls per sample, cumulative ms per sample)."""
+    found = {}
     for label, suffix, name in WATCHED:
         calls = cumulative = 0.0
         for (filename, _, function), (_, ncalls, _, cumtime, _) in stats.stats.items():  # type: ignore[attr-defined]
             if function == name and filename.replace("\\", "/").endswith(suffix):
                 calls = max(calls, ncalls)  # same-named wrappers (dask's two `compute`s): count once
                 cumulative = max(cumulative, cumtime)  # recursive entries repeat the outer time
-        if calls:
-            lines.append(f"| {label} | {calls / samples:.3g} | {fmt(cumulative / samples * 1000)} |")
-        calls_by_label[suffix + ":" + name] = calls / samples
-    return lines, calls_by_label
+        found[label] = (calls / samples, cumulative / samples * 1000)
+    return found
 
 
-def _explain(calls: dict[str, float], chunks: int) -> str:
-    """One factual sentence on how the sample was read, from the call counts."""
-    syncs = calls.get("zarr/core/sync.py:sync", 0.0)
-    computes = calls.get("dask/base.py:compute", 0.0)
-    native = calls.get("timelapse_pipes/native.py:read", 0.0)
-    head = f"A frame here is {chunks} chunks; per sample the profile shows {syncs:.3g} zarr `sync` call(s)"
-    if native >= 1 and computes < 1:
-        return (head + " and no dask compute: the library read through its native fast path, one zarr "
-                "selection per sample, fetched and decoded by zarr as one concurrent batch (like the "
-                "raw limit).")
-    if computes >= 1 and syncs >= 0.9 * chunks:
-        return (head + f" inside {computes:.3g} dask compute(s): bioio's dask array makes a task per "
-                "chunk, and the synchronous scheduler runs each as a separate blocking round trip to "
-                "zarr's event-loop thread, so the chunks are fetched and decoded one at a time. The raw "
-                "limit reads the same frame with one zarr selection, fetched and decoded as one "
-                "concurrent batch.")
-    return head + f" and {computes:.3g} dask compute(s)."
-
-
-def profile_library(settings: Settings, data: Dataset) -> list[str]:
+def _profile(settings: Settings, data: Dataset) -> tuple[pstats.Stats, str, str]:
     """Profile ``num_workers=0, prefetch=0`` (everything in this thread) over the timed samples."""
     loader = tp.build_loader(str(data.manifest), split="train", batch_size=settings.batch_size,
                              seed=settings.seed, prefetch=0, spatial_dims=data.spatial_dims,
@@ -73,22 +76,49 @@ def profile_library(settings: Settings, data: Dataset) -> list[str]:
     profiler.disable()
     stream = io.StringIO()
     stats = pstats.Stats(profiler, stream=stream)
-    summary, calls = _per_sample(stats, data.samples)
-    stats.strip_dirs().sort_stats("cumulative").print_stats(TOP)
+    stats.sort_stats("cumulative").print_stats(TOP)
     text = stream.getvalue().strip()
-    log("profile of the library's full-frame loop:\n" + text)
-    body = text[text.find("ncalls"):] if "ncalls" in text else text
     total = next((line for line in text.splitlines() if "function calls" in line), "").strip()
+    body = text[text.find("ncalls"):] if "ncalls" in text else text
+    loader.close()
+    return stats, total, body
+
+
+def profile_library(settings: Settings, data: Dataset) -> list[str]:
+    """The before/after profile of the library's full-frame loop on ``data`` (an OME-Zarr dataset)."""
+    runs = {}
+    with decode_threads(1):
+        for name, enabled in (("before", False), ("after", True)):
+            with _fast(enabled):
+                runs[name] = _profile(settings, data)
+            log(f"profile of the library's full-frame loop, {name}:\n{runs[name][2][:3000]}")
+    summary = {name: _per_sample(stats, data.samples) for name, (stats, _, _) in runs.items()}
+    totals = {name: run[0].total_tt / data.samples * 1000 for name, run in runs.items()}  # type: ignore[attr-defined]
     frame = "x".join(map(str, data.zyx))
-    chunks = 1
-    for size, chunk in zip(data.zyx, settings.frame_chunk[2:]):
-        chunks *= -(-size // chunk)
-    return [
-        f"### Profile: timelapse_pipes on {data.name} full frames ({frame}, cProfile)", "",
-        f"{data.samples} samples, num_workers=0, prefetch=0, chunks {settings.frame_chunk}; {total}. "
-        "Per sample (profiler overhead included, so times are inflated):", "",
-        "| entry | calls per sample | cumulative ms per sample |", "|---|---|---|", *summary, "",
-        _explain(calls, chunks), "",
-        "<details><summary>top entries by cumulative time</summary>", "", "```", body, "```", "",
-        "</details>",
+    lines = [
+        f"### Profile: timelapse_pipes on {data.name} full frames ({frame}, cProfile), before and after", "",
+        f"{data.samples} samples, num_workers=0, prefetch=0, one decode thread (so the profiler, which "
+        "sees only its own thread, sees every decode). Before: `TIMELAPSE_PIPES_FAST_DECODE=0`, zarr-python "
+        f"reads each sample with one selection, as the library did before issue 12 ({runs['before'][1]}). "
+        f"After: the library's chunk decoder ({runs['after'][1]}). Per sample, profiler overhead "
+        "included (times are inflated):", "",
+        "| entry | before: calls per sample | before: ms per sample | after: calls per sample | "
+        "after: ms per sample |", "|---|---|---|---|---|",
+        f"| everything (profile total) | | {fmt(totals['before'])} | | {fmt(totals['after'])} |",
     ]
+    for label, _, _ in WATCHED:
+        (calls_b, ms_b), (calls_a, ms_a) = summary["before"][label], summary["after"][label]
+        if calls_b or calls_a:
+            lines.append(f"| {label} | {calls_b:.3g} | {fmt(ms_b) if calls_b else ''} | {calls_a:.3g} | "
+                         f"{fmt(ms_a) if calls_a else ''} |")
+    lines += [
+        "", "Before, the frame's time sits in zarr's event-loop round trip (`sync`, waited on as lock "
+        "waits): fetching and decoding run on zarr's threads, with a task and a thread hop per chunk and "
+        "per codec. After, the same bytes are read with one `read_file` per chunk, decoded with one "
+        "numcodecs call per chunk and copied into the float32 output with one `np.copyto` per chunk (the "
+        "difference of the two chunk rows); what is left besides those is the graph and collate.", "",
+    ]
+    for name in ("before", "after"):
+        lines += [f"<details><summary>{name}: top entries by cumulative time</summary>", "", "```",
+                  runs[name][2], "```", "", "</details>", ""]
+    return lines

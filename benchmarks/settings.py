@@ -23,7 +23,10 @@ class Settings:
     baseline_rows: int = 40  # baseline 1 is measured on this many rows, then extrapolated
     # steady state, full frames (OME-Zarr and OME-TIFF) and scaling
     frame_zyx: tuple[int, int, int] = (16, 512, 512)
-    frame_chunk: tuple[int, ...] = (1, 1, 1, 256, 256)
+    # one OME-Zarr dataset per chunk layout (the first is the one resume, scaling and the profile use)
+    frame_chunks: tuple[tuple[int, ...], ...] = ((1, 1, 16, 128, 128), (1, 1, 1, 256, 256))
+    shard_chunk: tuple[tuple[int, ...], tuple[int, ...]] = ((1, 1, 1, 256, 256), (1, 1, 16, 512, 512))  # inner, shard
+    decode_frames: int = 8  # full frames read per round in the decoder comparison
     stream_frames: int = 8  # timepoints per file
     stream_files: int = 2
     samples: int = 32  # timed samples per round
@@ -43,7 +46,8 @@ class Settings:
     memory_baseline_rows: int = 50
     workers: tuple[int, ...] = (1, 2)
     scaling_repeats: int | None = 3  # rounds for scaling (its process loaders are slow to start)
-    suites: tuple[str, ...] = field(default=("startup", "frames", "crops", "resume", "memory", "scaling"))
+    suites: tuple[str, ...] = field(default=("startup", "frames", "decoders", "crops", "resume", "memory",
+                                             "scaling"))
 
     def describe(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k not in ("suites",)}
@@ -51,7 +55,8 @@ class Settings:
 
 QUICK = dict(
     repeats=3, rows=500, frames=(10, 100), startup_files=2, baseline_rows=6,
-    frame_zyx=(8, 128, 128), frame_chunk=(1, 1, 1, 128, 128), stream_frames=4, samples=8,
+    frame_zyx=(8, 128, 128), frame_chunks=((1, 1, 8, 64, 64), (1, 1, 1, 128, 128)),
+    shard_chunk=((1, 1, 1, 64, 64), (1, 1, 8, 128, 128)), decode_frames=4, stream_frames=4, samples=8,
     nd2_samples=32, baseline_samples=4, crop_zyx=(16, 256, 256), crop_roi=(8, 64, 64), crop_chunks=((1, 1, 1, 128, 128), (1, 1, 8, 64, 64)),
     crop_frames=2, crop_samples=8, crop_baseline_samples=4, resume_position=100_000,
     memory_rows=2_000, scaling_repeats=2, memory_frames=1000, memory_baseline_rows=10,

@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
 import timelapse_pipes as tp
+from timelapse_pipes import decode
 
 from .baselines import RandomCrop, RawReader, bioio_image_loaderd, open_raw, to_batch
 from .measure import clock, dispose
@@ -26,6 +27,9 @@ def library_rate(manifest: str, samples: int, batch_size: int, seed: int, worker
     batches = -(-samples // batch_size)
 
     def run() -> float:
+        # The decode-thread budget for this worker count (what build_loader is to set; process
+        # workers are their own processes, which start unconfigured: one decode thread each).
+        decode.configure(workers, method)
         loader = tp.build_loader(manifest, split="train", batch_size=batch_size, seed=seed,
                                  num_workers=workers, worker_method=method,
                                  samples_per_epoch=(warm + batches) * batch_size, **options)
