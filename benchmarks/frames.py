@@ -96,21 +96,26 @@ def methods_for(data: Dataset, settings: Settings, threads: int) -> dict[str, Ca
     warm = warmup_batches(threads) * settings.batch_size
     reads = planned_reads(data.paths, data.frames, data.zyx, range(warm, warm + data.samples), settings.seed)
     common: dict[str, Any] = dict(spatial_dims=data.spatial_dims)
-    return {
+    methods = {
         f"library {threads}": library_rate(str(data.manifest), data.samples, settings.batch_size,
                                            settings.seed, workers=threads, **common),
         f"raw {threads}": raw_rate(reads, settings.batch_size, [0], threads, data.spatial_dims),
         f"baseline {threads}": baseline_rate(reads[: settings.baseline_samples], settings.batch_size, [0],
                                              threads, data.spatial_dims),
     }
+    if threads == 0 and data.kind != "nd2":  # the same loader with the chunk and page decoders off
+        methods["decoders off 0"] = library_rate(str(data.manifest), data.samples, settings.batch_size,
+                                                 settings.seed, workers=threads, fast_decode=False, **common)
+    return methods
 
 
 def run(settings: Settings, datasets: list[Dataset]) -> tuple[list[Table], list[Target]]:
     table = Table(
         "Steady state, full frames (samples/s, batch of "
         f"{settings.batch_size}, float32 tensors out)",
-        ["format", "frame (ZYX)", "workers", "timelapse_pipes", "raw default read", "baseline 2",
-         "vs raw default", "vs baseline 2", "decode threads", "library read path", "first batch check"],
+        ["format", "frame (ZYX)", "workers", "timelapse_pipes", "its decoders off", "raw default read",
+         "baseline 2", "vs raw default", "vs baseline 2", "decode threads", "library read path",
+         "first batch check"],
     )
     full, small, per_sample, headroom = [], [], [], []
     for data in datasets:
@@ -127,10 +132,12 @@ def run(settings: Settings, datasets: list[Dataset]) -> tuple[list[Table], list[
                 (small if data.kind == "nd2" else full).append((data.short, vs_raw or 0, vs_base or 0))
                 per_sample.append(f"{data.short} {fmt(1000 / lib)} ms vs raw {fmt(1000 / raw)} ms")
                 headroom.append(f"{data.short} {fmt(ratio(raw, base))}x")
+            off = values.get(f"decoders off {threads}")
             table.rows.append([
                 data.name, "x".join(map(str, data.zyx[-data.spatial_dims:])),
                 "0 (main)" if threads == 0 else f"{threads} threads",
-                fmt(lib), fmt(raw), fmt(base), f"{fmt(vs_raw)}x", f"{fmt(vs_base)}x",
+                fmt(lib), fmt(median(off)) if off else "", fmt(raw), fmt(base), f"{fmt(vs_raw)}x",
+                f"{fmt(vs_base)}x",
                 str(decode.budget(threads)), path, check if threads == 0 else "",
             ])
     table.notes += [
@@ -144,6 +151,9 @@ def run(settings: Settings, datasets: list[Dataset]) -> tuple[list[Table], list[
         "(see `timelapse_pipes/decode.py`). Library read path: the fast path the library found for the "
         "file (`ZarrChunks`: its chunk decoder; `TiffPages`: its page decoder; `ND2Frames`: nd2's "
         "`read_frame`).",
+        "Its decoders off: the same loader with `TIMELAPSE_PIPES_FAST_DECODE=0`, so zarr-python (one "
+        "orthogonal selection per sample) and tifffile's zarr store read the pixels, as the library did "
+        "before its own decoders; single worker only.",
         "Raw default read: the file opened once per file (and per thread) with its own library and read "
         "its plain default way: zarr-python's `array[t, c, z, y, x]` on a `LocalStore`, tifffile's "
         "`TiffFile.asarray(key=<the frame's pages>)` (tifffile's default thread count), nd2's "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
@@ -21,12 +22,26 @@ def warmup_batches(workers: int) -> int:
 
 
 def library_rate(manifest: str, samples: int, batch_size: int, seed: int, workers: int = 0,
-                 method: str = "thread", **options: Any) -> Callable[[], float]:
-    """Samples/s of ``build_loader`` over ``samples`` samples after a warm-up (its own loader per call)."""
+                 method: str = "thread", fast_decode: bool = True, **options: Any) -> Callable[[], float]:
+    """Samples/s of ``build_loader`` over ``samples`` samples after a warm-up (its own loader per call).
+
+    ``fast_decode=False``: with the library's chunk and page decoders off (how it read before them).
+    """
     warm = warmup_batches(workers)
     batches = -(-samples // batch_size)
 
     def run() -> float:
+        before = os.environ.get(decode.FAST_ENV_VAR)
+        os.environ[decode.FAST_ENV_VAR] = "1" if fast_decode else "0"
+        try:
+            return measure()
+        finally:
+            if before is None:
+                os.environ.pop(decode.FAST_ENV_VAR, None)
+            else:
+                os.environ[decode.FAST_ENV_VAR] = before
+
+    def measure() -> float:
         # The decode-thread budget for this worker count (what build_loader is to set; process
         # workers are their own processes, which start unconfigured: one decode thread each).
         decode.configure(workers, method)

@@ -262,3 +262,23 @@ def test_the_fast_decoders_can_be_turned_off(written, monkeypatch):
     monkeypatch.setenv(decode.FAST_ENV_VAR, "0")
     assert _check(str(written["zarr_v3"]), 0, 0, (2,)) == "NativeArray/BatchedCodecPipeline"
     assert _check(str(written["ome_tiff"]), 0, 0, (1,)) == "NativeArray/BatchedCodecPipeline"  # zarr store
+
+
+def test_a_worker_process_decodes_on_one_thread_until_configured():
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    decode.configure(threads=2)
+    try:
+        with context.Pool(1) as pool:
+            assert pool.apply(_child_budget) == (1, decode.budget(3))
+    finally:
+        decode.configure(0)
+
+
+def _child_budget() -> tuple[int, int]:
+    import os
+
+    os.environ.pop(decode.ENV_VAR, None)
+    unconfigured = decode.decode_threads()
+    return unconfigured, decode.configure(3, "process")

@@ -129,9 +129,10 @@ def run_all(jobs: Sequence[Callable[[], None]]) -> None:
 
 
 def _after_fork() -> None:
-    """Pool threads do not survive a fork: the child starts without a pool."""
-    global _pool, _pool_size, _lock
-    _pool, _pool_size, _lock = None, 0, threading.Lock()
+    """Pool threads do not survive a fork: the child starts without a pool, and unconfigured (one
+    decode thread until it calls ``configure``), as it would under spawn or forkserver."""
+    global _pool, _pool_size, _lock, _threads, _readers
+    _pool, _pool_size, _lock, _threads, _readers = None, 0, threading.Lock(), None, 1
 
 
 if hasattr(os, "register_at_fork"):
