@@ -98,8 +98,12 @@ def machine_info() -> dict[str, str]:
     }
     info["timelapse_pipes revision"] = library_revision()
     for package in ("timelapse-pipes", "torch", "torchdata", "bioio", "bioio-ome-zarr", "bioio-ome-tiff",
-                    "bioio-nd2", "zarr", "tifffile", "nd2", "dask", "numpy", "monai"):
+                    "bioio-nd2", "zarr", "zarrs", "numcodecs", "tifffile", "imagecodecs", "nd2", "dask", "numpy",
+                    "monai"):
         info[package] = _version(package)
+    from timelapse_pipes import decode
+
+    info["decode threads (num_workers=0 / 1 / 2)"] = " / ".join(str(decode.budget(w)) for w in (0, 1, 2))
     info["load average at start (1/5/15 min)"] = load_average()
     return info
 
