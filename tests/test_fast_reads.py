@@ -282,3 +282,19 @@ def _child_budget() -> tuple[int, int]:
     os.environ.pop(decode.ENV_VAR, None)
     unconfigured = decode.decode_threads()
     return unconfigured, decode.configure(3, "process")
+
+
+@pytest.mark.parametrize("layout,kind", [
+    (dict(compression="zlib", predictor=2, tile=(32, 32), photometric="minisblack"), "TiffPages"),  # edge tiles
+    (dict(compression="lzw", predictor=2, rowsperstrip=7, photometric="minisblack"), "TiffPages"),
+    (dict(compression="zstd", tile=(16, 48), photometric="minisblack"), "TiffPages"),
+    (dict(rowsperstrip=9, photometric="minisblack"), "TiffPages"),  # uncompressed, one block per page
+    (dict(compression="zlib"), "NativeArray/BatchedCodecPipeline"),  # 4 planar samples per page: refused
+], ids=["deflate-tiles-predictor", "lzw-strips-predictor", "zstd-tiles", "raw-strips", "planar-samples"])
+def test_tiff_strips_and_tiles_equal_bioio(tmp_path, threads, layout, kind):
+    import tifffile
+
+    path = str(tmp_path / "movie.tif")
+    data = np.random.default_rng(1).integers(0, 60000, size=(3, 4, 50, 70)).astype("uint16")
+    tifffile.imwrite(path, data, metadata={"axes": "TZYX"}, **layout)
+    assert _check(path, 0, 0, (2, 0), None, (slice(None), slice(5, 47), slice(3, 69))) == kind
