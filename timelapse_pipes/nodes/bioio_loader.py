@@ -64,12 +64,11 @@ class BioIOLoader:
         else:
             offset = plan.crop_offset
         region = crop_slices(frame, offset, roi)
-        data = read_region(image, order, plan.timepoints, row.channels, region,
-                           where=f"{row.where} ({row.path}, scene {metadata.scene!r})")
-        if out is None:
-            return data.astype(options.dtype, copy=False)
-        np.copyto(out, data, casting="unsafe")  # the same C cast as astype
-        return out
+        where = f"{row.where} ({row.path}, scene {metadata.scene!r})"
+        if out is not None:  # decoded straight into the batch buffer, cast as astype casts
+            return read_region(image, order, plan.timepoints, row.channels, region, where=where, out=out)
+        data = read_region(image, order, plan.timepoints, row.channels, region, where=where)
+        return data.astype(options.dtype, copy=False)
 
     def fields(self, plan: SamplePlan) -> Sample | list[Sample]:
         """Everything of the sample but its pixels (one dict per frame for the "separate" layout)."""
