@@ -23,7 +23,7 @@ def test_demo_runs_and_verifies_resume(tmp_path):
     done = run("demo", "--out", str(tmp_path / "demo"))
     assert done.returncode == 0, done.stderr[-2000:]
     assert "bit-identical" in done.stdout
-    assert json.loads((tmp_path / "demo" / "checkpoint.json").read_text())["version"] == 1
+    assert json.loads((tmp_path / "demo" / "checkpoint.json").read_text())["version"] == 2
 
 
 def test_inspect_good_and_bad_rows(shared_data, tmp_path):

@@ -65,8 +65,8 @@ def test_close_shuts_native_handles_and_the_stream_goes_on(shared_data, zarr_2d)
         assert len(readers) == 0
         nd2_handles = [n.handle for n in natives if hasattr(n, "handle")]
         assert nd2_handles and all(handle.closed for handle in nd2_handles)
-        tiffs = [n for n in natives if type(n).__name__ == "NativeArray" and n._keep_alive is None]
-        assert tiffs  # the kept-open TiffFile was closed and released
+        tiffs = [n for n in natives if type(n).__name__ == "TiffPages"]
+        assert tiffs and all(n.tiff is None and n.fd is None for n in tiffs)  # the TiffFile and its fd were closed
         second = collect(loader)  # iterating after close reopens the files: the next epoch
     assert_batches_equal(first, expected[0])
     assert_batches_equal(second, expected[1])

@@ -7,9 +7,12 @@ travels with each index into worker processes and the stream cannot depend on ``
 
 from __future__ import annotations
 
+import os
 from typing import Any, Iterator, Mapping
 
 import torch.utils.data
+
+from . import decode
 
 from .assembly import prepare
 from .nodes.sample_indices import SampleIndexSource
@@ -54,7 +57,15 @@ class TimelapseDataset(torch.utils.data.Dataset):
             epoch, index = self.epoch, int(key)
         if not 0 <= index < self.prepared.num_samples:
             raise IndexError(f"sample {index} is outside the epoch of {self.prepared.num_samples} samples")
+        self._budget_decode_threads()
         return self.prepared.pipeline(SampleKey(epoch, index))
+
+    def _budget_decode_threads(self) -> None:
+        """In a DataLoader worker process, share the cores among the workers' decode threads once."""
+        info = torch.utils.data.get_worker_info()
+        if info is not None and getattr(self, "_budgeted_pid", None) != os.getpid():
+            decode.configure(info.num_workers, "process")
+            self._budgeted_pid = os.getpid()
 
     def sampler(self, *, rank: int | None = None, world_size: int | None = None,
                 drop_last: bool = False, initial_epoch: int | None = None) -> "TimelapseSampler":

@@ -15,11 +15,13 @@ worker count because batches are delivered in order and each sample is a pure fu
 from __future__ import annotations
 
 import copy
+import os
 from typing import Any, Callable, Mapping
 
 from torchdata.nodes import Batcher, BaseNode, Loader, Mapper, ParallelMapper, PinMemory, Prefetcher
 from torchdata.nodes.loader import LoaderIterator
 
+from . import decode
 from .assembly import Prepared, prepare
 from .errors import ConfigError, StateError, TimelapsePipesError
 from .nodes.sample_indices import SampleIndexSource, check_state
@@ -234,18 +236,37 @@ def build_loader(
     return TimelapseLoader(build_root, make_source, prepared, batch_size, drop_last, initial_epoch)
 
 
+class DecodeBudgeted:
+    """A process worker's batch callable: sets that process's decode-thread budget on its first batch
+    (:func:`timelapse_pipes.decode.configure`), so workers x decode threads stay within the cores."""
+
+    def __init__(self, assemble: Callable[[Any], Any], num_workers: int) -> None:
+        self.assemble = assemble
+        self.num_workers = num_workers
+        self._pid = os.getpid()  # pickled with the parent's pid: a worker process differs
+
+    def __call__(self, keys: Any) -> Any:
+        if self._pid != os.getpid():
+            decode.configure(self.num_workers, "process")
+            self._pid = os.getpid()
+        return self.assemble(keys)
+
+
 def build_graph(index_source: SampleIndexSource, prepared: Prepared, *, batch_size: int,
                 drop_last: bool, num_workers: int, worker_method: str,
                 multiprocessing_context: str | None, prefetch: int, pin_memory: bool) -> BaseNode:
     """Compose the public nodes into the batch graph that ``build_loader`` wraps."""
     node: BaseNode = Batcher(index_source, batch_size=batch_size, drop_last=drop_last)
+    decode.configure(num_workers, worker_method)  # this process's decode threads per reading worker
     if num_workers == 0:
         node = Mapper(node, prepared.assemble_batch)
     else:
         context = multiprocessing_context if worker_method == "process" else None
         if context == "forkserver":
             preload_forkserver()
-        node = ParallelMapper(node, prepared.assemble_batch, num_workers=num_workers, in_order=True,
+        assemble = DecodeBudgeted(prepared.assemble_batch, num_workers) if worker_method == "process" \
+            else prepared.assemble_batch
+        node = ParallelMapper(node, assemble, num_workers=num_workers, in_order=True,
                               method=worker_method, multiprocessing_context=context)  # type: ignore[arg-type]
     if prefetch:
         node = Prefetcher(node, prefetch_factor=prefetch)
