@@ -261,3 +261,16 @@ def test_resume_round_trip_for_each_time_aware_mode(mode, workers, method, share
     midpoints = [0, 2, 5] if method == "thread" else [3]
     run_state_round_trip(lambda: tp.build_loader(rows, num_workers=workers, worker_method=method, **options),
                          midpoints=midpoints, epochs=2)
+
+
+def test_offsets_with_on_error_skip_replace_rows_too_short(shared_data):
+    rows = {"dict_meta": {"path": [str(shared_data / ND2)] * 2, "start": [0, 0], "stop": [53, 3]}}
+    options = dict(split=None, spatial_dims=2, frame_offsets=[0, 4], samples_per_epoch=8, batch_size=8,
+                   on_error="skip", seed=4)
+    loader = tp.build_loader(rows, **options)
+    (batch,) = collect(loader)
+    assert batch["row"].tolist() == [0] * 8  # every sample of the short row was substituted from row 0
+    assert sum(batch["replaced"]) == 4 and loader.stats()["skips"] == 4
+    assert all(b - a == 4 for a, b in batch["T"].tolist())
+    again = tp.build_loader(rows, **options)
+    assert collect(again)[0]["T"].tolist() == batch["T"].tolist()  # the substitutes are deterministic
