@@ -19,7 +19,7 @@ import distributed
 import pytest
 
 import timelapse_pipes as tp
-from timelapse_pipes.cache_file import parse_cache
+from timelapse_pipes.cache_file import CacheContents, append_entries, parse_cache, write_cache
 from timelapse_pipes.inspect import inspect_manifest
 from timelapse_pipes.manifest import read_manifest
 from timelapse_pipes.metadata import CACHE_VERSION
@@ -275,6 +275,19 @@ def test_a_killed_build_keeps_what_it_wrote_and_the_rerun_reads_only_the_rest(lo
     final = json.loads(index.read_text())
     assert final["index"]["complete"] is True and len(final["entries"]) == KILL_TEST_FILES
     assert all(final["entries"][key] == value for key, value in kept.items())
+
+
+def test_a_chunk_cut_short_by_a_kill_costs_only_its_own_entries(local_cluster, image_folder, tmp_path):
+    index = tmp_path / "index.json"
+    write_cache(str(index), CacheContents({"kept": {"n": 1}}, {"complete": False}), CACHE_VERSION)
+    append_entries(str(index), {"appended": {"n": 2}})
+    with open(index, "a") as stream:
+        stream.write('{"entries": {"cut": {"n"')  # the kill, mid-write
+    assert set(_entries(index)) == {"kept", "appended"}
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"path\n{image_folder / 'movie.tif'}\n")
+    assert tp.build_index(str(manifest), out=str(index), client=local_cluster)["read"] == 1
+    assert len(json.loads(index.read_text())["entries"]) == 3  # one document again: the cut chunk is gone
 
 
 def test_a_loader_reads_an_index_from_s3_once_and_never_writes_it(local_cluster, s3_bucket, tmp_path, monkeypatch):

@@ -5,8 +5,8 @@ The file holds JSON documents, one per line:
 * line 1: ``{"version": V, "entries": {key: metadata}}``; an index adds ``"index"`` (what it was
   built for) and ``"problems"`` (the rows that failed, with ``inspect``'s messages);
 * further lines, appended while an index is being built: ``{"entries": {...}}`` chunks, each
-  written with one ``write`` and fsynced, so a killed build keeps every chunk it appended. A last
-  line cut short by the kill is ignored.
+  appended whole and fsynced, so a killed build keeps every chunk it appended. A last line cut
+  short by the kill is ignored (its entries are read again by the next build).
 
 A reader merges the lines in order (later entries win). A finished index, and every cache a loader
 writes, is line 1 alone: one plain JSON document. Local files are rewritten atomically (temporary
@@ -47,8 +47,10 @@ class CacheContents:
         if self._locations is None:
             locations: dict[Location, str] = {}
             for key in self.entries:
-                path, _, scene, level, reader = key_fields(key)
-                locations[(path, scene, level, reader)] = key
+                fields = key_fields(key)
+                if fields is not None:
+                    path, _, scene, level, reader = fields
+                    locations[(path, scene, level, reader)] = key
             self._locations = locations
         return self._locations.get(location)
 
@@ -58,9 +60,15 @@ def cache_key(path: str, signature: str, scene: int | str, level: int, reader: s
     return json.dumps([path, signature, scene, level, reader])
 
 
-def key_fields(key: str) -> tuple[str, str, Any, int, Any]:
-    """``(path, signature, scene, level, reader)`` of a key made by :func:`cache_key`."""
-    path, signature, scene, level, reader = json.loads(key)
+def key_fields(key: str) -> tuple[str, str, Any, int, Any] | None:
+    """``(path, signature, scene, level, reader)`` of a key made by :func:`cache_key`; None for another key."""
+    try:
+        fields = json.loads(key)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(fields, list) or len(fields) != 5:
+        return None
+    path, signature, scene, level, reader = fields
     return path, signature, scene, level, reader
 
 
@@ -120,7 +128,7 @@ def write_cache(path: str, contents: CacheContents, version: int) -> None:
 
 
 def append_entries(path: str, entries: Mapping[str, dict]) -> None:
-    """Append one ``{"entries": ...}`` line with a single write, then fsync it."""
+    """Append one ``{"entries": ...}`` line, then fsync it."""
     if not entries:
         return
     line = json.dumps({ENTRIES_KEY: dict(entries)}) + "\n"

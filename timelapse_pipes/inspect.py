@@ -108,11 +108,12 @@ def _inspect_on_dask(report: dict[str, Any], manifest: Manifest, options: Sample
         run = run_index(manifest, out=index or os.path.join(folder, "index.json"), options=options,
                         check_spatial_dims=check_spatial_dims, storage_options=storage_options,
                         client=client, scheduler=scheduler)
-    failed = {entry[ROW_KEY] for entry in run.problems}
     report["rows"] = [row_report(row, run.metadata[n]) for n, row in enumerate(manifest.rows)
-                      if row.row not in failed and n in run.metadata]
+                      if n not in run.failed and n in run.metadata]
     report["problems"] = list(run.problems)
-    report["index"] = run.summary()
+    summary = run.summary()
+    del summary["problems"]
+    report["index"] = summary if index is not None else {**summary, "index": None}  # a temporary one is gone
     return report
 
 

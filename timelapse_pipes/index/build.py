@@ -50,6 +50,7 @@ class IndexRun:
     manifest: Manifest
     metadata: dict[int, ImageMetadata] = field(default_factory=dict)  # by position in the manifest
     problems: list[dict] = field(default_factory=list)  # inspect's problems, in manifest order
+    failed: set[int] = field(default_factory=set)  # positions of the rows with a problem
     files: int = 0
     read: int = 0  # (file, scene, level) metadata reads, each opening its file
     reused: int = 0  # unchanged files already indexed: not opened
@@ -166,8 +167,9 @@ def _versions_by_path(contents: CacheContents) -> dict[str, dict[str, list[str]]
     """path -> signature -> keys, for every entry the index holds."""
     versions: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     for key in contents.entries:
-        path, signature = key_fields(key)[:2]
-        versions[path][signature].append(key)
+        fields = key_fields(key)
+        if fields is not None:
+            versions[fields[0]][fields[1]].append(key)
     return versions
 
 
@@ -278,6 +280,7 @@ def _assemble(out: str, manifest: Manifest, previous: CacheContents, tasks: list
                 except TimelapsePipesError as error:
                     problems[position] = problem(row, error)
     run.problems = [problems[position] for position in sorted(problems)]
+    run.failed = set(problems)
     return run
 
 
