@@ -137,17 +137,24 @@ def run_index(manifest: Manifest, *, out: str, options: SampleOptions, check_spa
         results = _run(dask, tasks, settings, storage_options, _ChunkWriter(out, flush_every, flush_interval_s),
                        files_per_task, progress)
     run = _assemble(out, manifest, previous, tasks, results, options, check_spatial_dims, reader)
+    entries = _merged(previous, versions, results)
+    run.entries = len(entries)
+    write_cache(out, CacheContents(entries, {**header, COMPLETE_KEY: True}, run.problems), CACHE_VERSION)
+    return run
+
+
+def _merged(previous: CacheContents, versions: dict[str, dict[str, list[str]]],
+            results: list[FileResult]) -> dict[str, dict]:
+    """The index's entries after this build: the new ones added, other versions of the files seen dropped."""
     entries = dict(previous.entries)
     for result in results:
-        if result.signature is not None:  # drop the entries of this file's other (older) versions
+        if result.signature is not None:
             for signature, keys in versions.get(result.path, {}).items():
                 if signature != result.signature:
                     for key in keys:
                         entries.pop(key, None)
         entries.update(result.entries)
-    run.entries = len(entries)
-    write_cache(out, CacheContents(entries, {**header, COMPLETE_KEY: True}, run.problems), CACHE_VERSION)
-    return run
+    return entries
 
 
 def _local_path(out: str) -> str:
