@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Mapping
+
+from .atomic import write_json_atomic
 
 __all__ = ["CacheContents", "cache_key", "key_fields", "read_cache", "parse_cache", "write_cache",
            "append_entries", "VERSION_KEY", "ENTRIES_KEY", "INDEX_KEY", "PROBLEMS_KEY"]
@@ -111,20 +112,7 @@ def write_cache(path: str, contents: CacheContents, version: int) -> None:
         document[INDEX_KEY] = contents.index
         document[PROBLEMS_KEY] = contents.problems
     document[ENTRIES_KEY] = dict(sorted(contents.entries.items()))
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".metadata-", suffix=".json.tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(document, stream)
-            stream.write("\n")
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    write_json_atomic(path, document, prefix=".metadata-", newline=True)
 
 
 def append_entries(path: str, entries: Mapping[str, dict]) -> None:

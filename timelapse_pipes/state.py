@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from typing import Any
 
+from .atomic import write_json_atomic
 from .errors import StateError
 
 __all__ = ["save_state", "load_state"]
@@ -14,20 +14,7 @@ __all__ = ["save_state", "load_state"]
 
 def save_state(state: dict[str, Any], path: str | os.PathLike) -> None:
     """Write ``state`` as JSON to ``path`` atomically (temporary file in the same folder, then rename)."""
-    target = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(target))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".state-", suffix=".json.tmp")
-    try:
-        with os.fdopen(handle, "w") as stream:
-            json.dump(state, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    write_json_atomic(path, state, prefix=".state-")
 
 
 def load_state(path: str | os.PathLike) -> dict[str, Any]:
