@@ -138,6 +138,16 @@ def _memory_rate(source: ChunkedSource, frames: Sequence[int], threads: int) -> 
     return run
 
 
+def _add_library_methods(methods: dict, source: Any, frames: Any, threads: int) -> None:
+    """The library's decoder and the codec alone on bytes in memory, on 1 and ``threads`` threads."""
+    if source is None:
+        return
+    methods["timelapse_pipes decoder, 1 thread"] = _library(source, frames, 1)
+    methods[f"timelapse_pipes decoder, {threads} threads"] = _library(source, frames, threads)
+    methods["decode alone (bytes in memory), 1 thread"] = _memory_rate(source, frames, 1)
+    methods[f"decode alone (bytes in memory), {threads} threads"] = _memory_rate(source, frames, threads)
+
+
 def _library(source: Any, frames: Sequence[int], threads: int) -> Callable[[], float]:
     out = np.empty((1, 1) + tuple(source.shape[2:]), dtype=np.float32)
 
@@ -190,11 +200,7 @@ def _zarr_methods(path: str, frames: Sequence[int], threads: int) -> tuple[dict[
             fast = with_zarrs(array)
         methods[f"zarrs codec pipeline ({threads} threads)"] = _rate(lambda t: fast[t, 0].astype(np.float32), frames)
     source = ZarrChunks.from_array(array, "TCZYX")
-    if source is not None:
-        methods["timelapse_pipes decoder, 1 thread"] = _library(source, frames, 1)
-        methods[f"timelapse_pipes decoder, {threads} threads"] = _library(source, frames, threads)
-        methods["decode alone (bytes in memory), 1 thread"] = _memory_rate(source, frames, 1)
-        methods[f"decode alone (bytes in memory), {threads} threads"] = _memory_rate(source, frames, threads)
+    _add_library_methods(methods, source, frames, threads)
     return methods, source
 
 
@@ -221,11 +227,7 @@ def _tiff_methods(path: str, frames: Sequence[int], threads: int) -> tuple[dict[
     }
     opened = tifffile.TiffFile(path)  # the page decoder keeps its own TiffFile open
     source = TiffPages.from_series(path, opened, opened.series[0], series.axes, {})
-    if source is not None:
-        methods["timelapse_pipes decoder, 1 thread"] = _library(source, frames, 1)
-        methods[f"timelapse_pipes decoder, {threads} threads"] = _library(source, frames, threads)
-        methods["decode alone (bytes in memory), 1 thread"] = _memory_rate(source, frames, 1)
-        methods[f"decode alone (bytes in memory), {threads} threads"] = _memory_rate(source, frames, threads)
+    _add_library_methods(methods, source, frames, threads)
     return methods, source
 
 

@@ -23,6 +23,7 @@ from .reading import read_region
 from .storage import redact
 
 __all__ = ["inspect_manifest", "render_report", "check_metadata", "check_row", "inspect_options", "problem",
+           "problem_lines",
            "ROW_KEY", "PATH_KEY", "ERROR_KEY"]
 
 ROW_KEY, PATH_KEY, ERROR_KEY = "row", "path", "error"
@@ -125,9 +126,11 @@ def render_report(report: dict[str, Any]) -> str:
         dims = " ".join(f"{k}{v}" for k, v in row["dims"].items())
         lines.append(f"{row['row']:>4}  {dims:<28} {row['dtype']:<8} {len(row['scenes']):>6} "
                      f"{len(row['levels']):>6}  {row['reader']:<22} {row['path']}")
-    if report["problems"]:
-        lines.append(f"{len(report['problems'])} problem(s):")
-        lines += [f"  row {p['row']}: {p['error']}" for p in report["problems"]]
-    else:
-        lines.append("no problems found")
-    return "\n".join(lines)
+    return "\n".join(lines + problem_lines(report["problems"]))
+
+
+def problem_lines(problems: list[dict[str, Any]]) -> list[str]:
+    """The closing lines of a report: a count, then every problem with its row (or "no problems found")."""
+    if not problems:
+        return ["no problems found"]
+    return [f"{len(problems)} problem(s):"] + [f"  row {p['row']}: {p['error']}" for p in problems]

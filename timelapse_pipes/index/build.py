@@ -24,7 +24,7 @@ from typing import Any, Mapping, Sequence
 
 from ..cache_file import CacheContents, append_entries, key_fields, read_cache, write_cache
 from ..errors import ConfigError, TimelapsePipesError
-from ..inspect import inspect_options, problem
+from ..inspect import inspect_options, problem, problem_lines
 from ..manifest import Manifest, ManifestColumns, read_manifest
 from ..metadata import CACHE_VERSION, ImageMetadata
 from ..nodes.metadata_cacher import check_row_fits
@@ -296,9 +296,4 @@ def render_summary(summary: Mapping[str, Any]) -> str:
     lines = [f"wrote {summary['index']}: {summary['entries']} entries for {summary['files']} file(s) of "
              f"{summary['manifest']} ({summary['read']} read, {summary['reused']} unchanged and not opened"
              f"{', %d retries' % summary['retries'] if summary['retries'] else ''})"]
-    if summary["problems"]:
-        lines.append(f"{len(summary['problems'])} problem(s):")
-        lines += [f"  row {p['row']}: {p['error']}" for p in summary["problems"]]
-    else:
-        lines.append("no problems found")
-    return "\n".join(lines)
+    return "\n".join(lines + problem_lines(summary["problems"]))
