@@ -13,7 +13,6 @@ from typing import Any, Iterator, Mapping
 import torch.utils.data
 
 from . import decode
-
 from .assembly import prepare
 from .nodes.sample_indices import SampleIndexSource
 from .planning import SampleKey

@@ -53,10 +53,10 @@ class FrameRule:
 
     def check(self, start: int, stop: int, step: int = 1, where: str = "") -> None:
         """Refuse a row whose frame range cannot hold what this rule asks for, naming the row."""
-        frames = frames_in_range(start, stop, step)
         if self.offsets is None and self.gap is None:
             check_distinct_frames(start, stop, self.count, self.mode, where, step)
             return
+        frames = frames_in_range(start, stop, step)
         every = "" if step == 1 else f" at step {step}"
         needed = max(self.offsets) - min(self.offsets) + 1 if self.offsets is not None else self.gap[0] + 1  # type: ignore[index]
         if frames < needed:

@@ -28,8 +28,6 @@ from .timing import FrameTimes, read_frame_times
 __all__ = ["ImageMetadata", "MetadataCache", "file_signature"]
 
 CACHE_VERSION = 2  # 2: frame times
-VERSION_KEY = "version"
-ENTRIES_KEY = "entries"
 AXES = "TCZYX"
 
 

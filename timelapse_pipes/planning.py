@@ -155,8 +155,8 @@ def choose_timepoints(seed: int, epoch: int, index: int, start: int, stop: int, 
     ``random`` draws without replacement (sorted), falling back to replacement only when the
     range is shorter than ``count``. ``sequential`` is a window of consecutive frames of the step
     grid at a random start. ``uniform`` is evenly spaced with a random phase (``jitter=False``: the
-    fixed grid starting at ``start``). Draws happen on frame positions ``0..L-1`` of the grid, so
-    ``step=1`` gives exactly the frames it always gave.
+    fixed grid starting at ``start``). Draws happen on frame positions ``0..L-1`` of the grid and
+    are mapped to ``start + position * step``.
     """
     if mode not in TIMEPOINT_SAMPLERS:
         raise ConfigError(f"timepoint_sampling={mode!r} must be one of {sorted(TIMEPOINT_SAMPLERS)}.")

@@ -21,6 +21,7 @@ from .assembly import Prepared, prepare
 from .dims import effective_dims
 from .nodes.metadata_cacher import MetadataCacher
 from .nodes.manifest_rows import ManifestRowPlanner
+from .nodes.pipeline import apply_stages
 from .planning import SampleKey, frames_in_range
 from .sample_plan import SamplePlan
 
@@ -99,10 +100,9 @@ def _sample_of_row(prepared: Prepared, row_index: int) -> dict[str, Any]:
     (row weights may never draw it): the stages after the row planner, on a plan for this row."""
     planner, *stages = prepared.pipeline.stages
     assert isinstance(planner, ManifestRowPlanner), "the pipeline starts with the row planner"
-    item: Any = SamplePlan(key=SampleKey(0, row_index), row_index=row_index, row=prepared.manifest[row_index])
-    for stage in stages:
-        item = stage(item)
-    return item[0] if isinstance(item, list) else item
+    plan = SamplePlan(key=SampleKey(0, row_index), row_index=row_index, row=prepared.manifest[row_index])
+    sample = apply_stages(plan, stages)
+    return sample[0] if isinstance(sample, list) else sample
 
 
 def error_text(error: BaseException, where: str) -> str:

@@ -11,7 +11,6 @@ with the storage options' secrets redacted.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, TypeVar
 
@@ -20,7 +19,7 @@ from ..errors import SampleError
 from ..inspect import check_metadata, check_row, problem
 from ..manifest import ManifestRow
 from ..metadata import MetadataCache, file_signature
-from ..nodes.pipeline import is_transient
+from ..nodes.pipeline import retry_transient
 from ..options import SampleOptions
 from ..readers import ReaderCache
 
@@ -107,13 +106,8 @@ def index_file(task: FileTask, settings: TaskSettings, storage_options: Mapping[
 
 
 def _retrying(call: Callable[[], T], settings: TaskSettings, result: FileResult) -> T:
-    attempt = 0
-    while True:
-        try:
-            return call()
-        except Exception as error:
-            if attempt >= settings.max_retries or not is_transient(error):
-                raise
-            result.retries += 1
-            time.sleep(settings.retry_backoff_s * 2 ** attempt)
-            attempt += 1
+    def count() -> None:
+        result.retries += 1
+
+    return retry_transient(call, max_retries=settings.max_retries, backoff_s=settings.retry_backoff_s,
+                           on_retry=count)

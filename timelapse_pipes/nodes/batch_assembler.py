@@ -18,7 +18,7 @@ import torch
 from ..planning import SampleKey
 from .bioio_loader import BioIOLoader
 from .collate import collate_samples
-from .pipeline import SamplePipeline
+from .pipeline import SamplePipeline, apply_stages
 
 __all__ = ["BatchAssembler"]
 
@@ -36,7 +36,7 @@ class BatchAssembler:
     def __call__(self, keys: Sequence[SampleKey]) -> dict[str, Any]:
         if self.per_sample:
             return collate_samples([self.pipeline(key) for key in keys])
-        plans = [self._plan(key) for key in keys]
+        plans = [apply_stages(key, self.plan_stages) for key in keys]
         shapes = [self.loader.read_shape(plan) for plan in plans]
         if len(set(shapes)) > 1:  # the per-sample path raises collate's message naming the shapes
             return collate_samples([self.loader(plan) for plan in plans])
@@ -52,9 +52,3 @@ class BatchAssembler:
         batch = collate_samples(flat)
         batch[self.loader.options.out_key] = torch.from_numpy(pixels)
         return batch
-
-    def _plan(self, key: SampleKey) -> Any:
-        item: Any = key
-        for stage in self.plan_stages:
-            item = stage(item)
-        return item

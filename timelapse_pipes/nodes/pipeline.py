@@ -20,17 +20,42 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence, TypeVar
 
 from ..errors import ConfigError, SkipBudgetExceeded, TimelapsePipesError
 from ..options import ON_ERROR_MODES
 from ..planning import SUBSTITUTE_TAG, SampleKey, sample_rng
 from .bioio_loader import Sample
 
-__all__ = ["SamplePipeline", "is_transient"]
+__all__ = ["SamplePipeline", "apply_stages", "is_transient", "retry_transient"]
 
 logger = logging.getLogger("timelapse_pipes")
 SUBSTITUTE_ATTEMPTS = 16
+T = TypeVar("T")
+
+
+def apply_stages(item: Any, stages: Sequence[Callable[[Any], Any]]) -> Any:
+    """Pass ``item`` through ``stages`` in order (a key becomes a plan, then a sample)."""
+    for stage in stages:
+        item = stage(item)
+    return item
+
+
+def retry_transient(call: Callable[[], T], *, max_retries: int, backoff_s: float,
+                    on_retry: Callable[[], None] | None = None) -> T:
+    """``call()``, retried up to ``max_retries`` times on transient errors (:func:`is_transient`)
+    with exponential backoff (``backoff_s``, doubled each time); other errors are raised at once."""
+    attempt = 0
+    while True:
+        try:
+            return call()
+        except Exception as error:
+            if attempt >= max_retries or not is_transient(error):
+                raise
+            if on_retry is not None:
+                on_retry()
+            time.sleep(backoff_s * 2 ** attempt)
+            attempt += 1
 
 
 def is_transient(error: BaseException) -> bool:
@@ -81,10 +106,7 @@ class SamplePipeline:
 
     def run_stages(self, key: SampleKey) -> Sample:
         """The stages alone, no error policy."""
-        item: Any = key
-        for stage in self.stages:
-            item = stage(item)
-        return item
+        return apply_stages(key, self.stages)
 
     def __call__(self, key: SampleKey) -> Sample:
         if self.on_error == "skip":
@@ -92,17 +114,14 @@ class SamplePipeline:
         return self._with_retries(key)
 
     def _with_retries(self, key: SampleKey) -> Sample:
-        attempt = 0
-        while True:
-            try:
-                return self.run_stages(key)
-            except Exception as error:
-                if self.on_error != "retry" or attempt >= self.max_retries or not is_transient(error):
-                    raise
-                with self._lock:
-                    self.retries += 1
-                time.sleep(self.retry_backoff_s * (2 ** attempt))
-                attempt += 1
+        if self.on_error != "retry":
+            return self.run_stages(key)
+        return retry_transient(lambda: self.run_stages(key), max_retries=self.max_retries,
+                               backoff_s=self.retry_backoff_s, on_retry=self._count_retry)
+
+    def _count_retry(self) -> None:
+        with self._lock:
+            self.retries += 1
 
     def _with_substitutes(self, key: SampleKey) -> Sample:
         rng = sample_rng(self.seed, key.epoch, key.index, SUBSTITUTE_TAG)
