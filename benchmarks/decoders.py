@@ -37,17 +37,22 @@ FULL = (slice(None), slice(None), slice(None))
 
 
 @contextmanager
-def decode_threads(count: int) -> Iterator[None]:
-    """The library's decoders on ``count`` threads inside the block (its environment variable)."""
-    before = os.environ.get(decode.ENV_VAR)
-    os.environ[decode.ENV_VAR] = str(count)
+def environment(name: str, value: str) -> Iterator[None]:
+    """``os.environ[name] = value`` inside the block, restored (or removed) after it."""
+    before = os.environ.get(name)
+    os.environ[name] = value
     try:
         yield
     finally:
         if before is None:
-            os.environ.pop(decode.ENV_VAR, None)
+            os.environ.pop(name, None)
         else:
-            os.environ[decode.ENV_VAR] = before
+            os.environ[name] = before
+
+
+def decode_threads(count: int) -> Iterator[None]:
+    """The library's decoders on ``count`` threads inside the block (its environment variable)."""
+    return environment(decode.ENV_VAR, str(count))
 
 
 def write_sharded(path: Path, frames: int, czyx: Sequence[int], inner: Sequence[int],

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import cProfile
 import io
-import os
 import pstats
-from contextlib import contextmanager
 from typing import Iterator
 
 import timelapse_pipes as tp
 from timelapse_pipes import decode
 
-from .decoders import decode_threads
+from .decoders import decode_threads, environment
 from .frames import Dataset
 from .measure import fmt, log
 from .settings import Settings
@@ -36,17 +34,9 @@ WATCHED = (
 )
 
 
-@contextmanager
 def _fast(enabled: bool) -> Iterator[None]:
-    before = os.environ.get(decode.FAST_ENV_VAR)
-    os.environ[decode.FAST_ENV_VAR] = "1" if enabled else "0"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(decode.FAST_ENV_VAR, None)
-        else:
-            os.environ[decode.FAST_ENV_VAR] = before
+    """The library's own decoders on or off inside the block."""
+    return environment(decode.FAST_ENV_VAR, "1" if enabled else "0")
 
 
 def _per_sample(stats: pstats.Stats, samples: int) -> dict[str, tuple[float, float]]:
