@@ -10,6 +10,8 @@ exactly uniform.
 
 from __future__ import annotations
 
+import functools
+
 __all__ = ["SampleDraws"]
 
 _MASK = (1 << 64) - 1
@@ -23,15 +25,27 @@ def _mix(value: int) -> int:
     return value ^ (value >> 31)
 
 
+@functools.lru_cache(maxsize=64)
+def _epoch_key(seed: int, epoch: int) -> int:
+    """The stream key mixed from (seed, epoch), shared by every sample of that epoch."""
+    key = 0
+    for part in (seed, epoch):
+        key = _mix(((key ^ (part & _MASK)) + _GOLDEN) & _MASK)
+    return key
+
+
 class SampleDraws:
     """The draws of one purpose (``tag``) of one sample; the same tuple always gives the same draws."""
 
     __slots__ = ("_key", "_counter")
 
     def __init__(self, seed: int, epoch: int, index: int, tag: int) -> None:
-        key = 0
-        for part in (seed, epoch, index, tag):
-            key = _mix(((key ^ (part & _MASK)) + _GOLDEN) & _MASK)
+        key = _epoch_key(seed, epoch)
+        for part in (index, tag):  # _mix inlined: this runs several times per sample
+            key = ((key ^ (part & _MASK)) + _GOLDEN) & _MASK
+            key = ((key ^ (key >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+            key = ((key ^ (key >> 27)) * 0x94D049BB133111EB) & _MASK
+            key ^= key >> 31
         self._key = key
         self._counter = 0
 
@@ -60,6 +74,8 @@ class SampleDraws:
 
     def choice(self, population: int, size: int, replace: bool = False) -> list[int]:
         """``size`` draws from ``range(population)``: distinct (Floyd's algorithm), or with replacement."""
+        if size == 1:  # what either branch gives for one draw, without their loops
+            return [self.integers(0, population)]
         if replace:
             return [self.integers(0, population) for _ in range(size)]
         if size > population:

@@ -106,7 +106,8 @@ def transform_seed(seed: int, epoch: int, index: int) -> int:
 def _random_timepoints(rng: SampleDraws, start: int, stop: int, count: int, jitter: bool) -> list[int]:
     length = stop - start
     replace = length < count  # documented fallback: too short a range repeats frames
-    return sorted(start + p for p in rng.choice(length, count, replace))
+    picks = rng.choice(length, count, replace)
+    return sorted(picks) if start == 0 else sorted(start + p for p in picks)
 
 
 def _sequential_timepoints(rng: SampleDraws, start: int, stop: int, count: int, jitter: bool) -> list[int]:
@@ -158,12 +159,16 @@ def choose_timepoints(seed: int, epoch: int, index: int, start: int, stop: int, 
     fixed grid starting at ``start``). Draws happen on frame positions ``0..L-1`` of the grid and
     are mapped to ``start + position * step``.
     """
-    if mode not in TIMEPOINT_SAMPLERS:
+    sampler = TIMEPOINT_SAMPLERS.get(mode)
+    if sampler is None:
         raise ConfigError(f"timepoint_sampling={mode!r} must be one of {sorted(TIMEPOINT_SAMPLERS)}.")
-    check_distinct_frames(start, stop, count, mode, where, step)
-    rng = sample_rng(seed, epoch, index, TIMEPOINT_TAG)
-    positions = TIMEPOINT_SAMPLERS[mode](rng, 0, frames_in_range(start, stop, step), count, jitter)
-    return tuple(start + p * step for p in positions)
+    available = len(range(start, stop, step))
+    if available < count:
+        check_distinct_frames(start, stop, count, mode, where, step)
+    positions = sampler(SampleDraws(seed, epoch, index, TIMEPOINT_TAG), 0, available, count, jitter)
+    if start == 0 and step == 1:
+        return tuple(positions)
+    return tuple([start + p * step for p in positions])
 
 
 def choose_crop_offset(seed: int, epoch: int, index: int, frame_shape: Sequence[int],

@@ -44,7 +44,7 @@ class MetadataCacher:
         if plan.row_index not in self._checked:
             check_row_fits(plan.row, metadata, self.options)
             self._checked.add(plan.row_index)
-        return plan.with_(metadata=metadata)
+        return SamplePlan(plan.key, plan.row_index, plan.row, metadata, plan.timepoints, plan.crop_offset)
 
 
 _WARNED_CASTS: set[tuple[str, str]] = set()
