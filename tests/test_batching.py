@@ -52,10 +52,14 @@ def test_a_sample_is_the_same_in_batches_of_1_3_and_8(options, shared_data):
     dict(spatial_dims=3, num_timepoints=2, crop={"roi_size": [1, 32, 32]}, dtype="float64"),
     dict(spatial_dims=2, num_timepoints=2, timepoint_layout="separate"),
     dict(spatial_dims=2, frame_gap=(1, 3), dtype="int32"),
+    dict(spatial_dims=2, num_timepoints=2, extra_columns=["label", "row", "T"]),
+    dict(spatial_dims=3, crop={"roi_size": [1, 8, 8], "mode": "center"}, extra_columns=["label"],
+         timepoint_layout="separate", num_timepoints=2),
 ])
 def test_the_batch_buffer_equals_the_per_sample_path(options, shared_data, synthetic):
     rows = {"dict_meta": {"path": [str(shared_data / ND2), str(shared_data / MM), str(synthetic["zarr_2d"])],
-                          "channel": [0, 0, 1], "scene": [0, 1, 0]}}
+                          "channel": [0, 0, 1], "scene": [0, 1, 0], "label": ["a", "b", "c"],
+                          "row": ["x", "y", "z"], "T": ["p", "q", "r"]}}
     if "crop" not in options:  # different frame sizes cannot share a batch without a crop
         rows["dict_meta"] = {k: v[:1] for k, v in rows["dict_meta"].items()}
     prepared = tp.assembly.prepare(rows, split=None, samples_per_epoch=12, seed=2, **options)
@@ -66,6 +70,7 @@ def test_the_batch_buffer_equals_the_per_sample_path(options, shared_data, synth
         per_sample = tp.collate_samples([prepared.pipeline(key) for key in keys])
         batch = fast(keys)
         assert_batches_equal([batch], [per_sample])
+        assert list(batch) == list(per_sample)  # the same keys in the same order
         assert batch["raw"].is_contiguous() and batch["raw"].dtype == getattr(torch, np.dtype(prepared.options.dtype).name)
 
 

@@ -191,6 +191,7 @@ class ND2Frames:
         self.handle = handle
         self.frames = frames  # (t, z) -> frame index, for this scene (position)
         self.channels = channels
+        self.all_channels = list(range(channels))
         self.depth = max(z for _, z in frames) + 1
         self.yx = (int(handle.sizes["Y"]), int(handle.sizes["X"]))
         self.dims = "TCZYX"
@@ -210,7 +211,13 @@ class ND2Frames:
              region: tuple[slice, ...], out: np.ndarray | None = None) -> np.ndarray:
         """``(len(timepoints), C, Z, Y, X)`` pixels; into ``out`` (cast on write) when given."""
         z_indices = range(self.depth)[region[0]]
-        picked = list(range(self.channels)) if channels is None else list(channels)
+        picked = self.all_channels if channels is None else list(channels)
+        if out is not None and len(timepoints) == 1 and len(z_indices) == 1:  # the small-frame hot path
+            plane = self._plane(timepoints[0], z_indices[0], picked, region)
+            if out.ndim != 5 or out.shape[0] != 1 or out.shape[2] != 1 or out.shape[1:2] + out.shape[3:] != plane.shape:
+                check_out(out, (1, plane.shape[0], 1) + plane.shape[1:])  # raises, naming both shapes
+            np.copyto(out[0, :, 0], plane, casting="unsafe")
+            return out
         if out is None:
             cache: dict[int, np.ndarray] = {}
             planes = []
@@ -221,9 +228,6 @@ class ND2Frames:
             return np.stack(planes)
         check_out(out, (len(timepoints), len(picked), len(z_indices)) + tuple(
             len(range(size)[cut]) for size, cut in zip(self.yx, region[1:])))
-        if len(timepoints) == 1 and len(z_indices) == 1:  # one plane, the small-frame hot path
-            np.copyto(out[0, :, 0], self._plane(timepoints[0], z_indices[0], picked, region), casting="unsafe")
-            return out
         first: dict[int, int] = {}
         for k, t in enumerate(timepoints):
             if t in first:  # a repeated frame: copy what was read
@@ -238,8 +242,9 @@ class ND2Frames:
         """The ``(C, Y, X)`` region of frame (t, z), channels ``picked`` (a view where it can be:
         small frames are read tens of thousands of times a second, so no copy is wasted)."""
         frame = np.asarray(self.handle.read_frame(self.frames[(t, z)]))
-        frame = frame[None] if frame.ndim == 2 else frame  # C, Y, X
-        if len(picked) != self.channels or picked != list(range(self.channels)):
+        if frame.ndim == 2:
+            frame = frame[None]  # C, Y, X
+        if picked is not self.all_channels and picked != self.all_channels:
             frame = frame[picked]
         return frame[:, region[1], region[2]]
 

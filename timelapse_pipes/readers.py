@@ -134,7 +134,7 @@ class ReaderCache:
             fs_kwargs: Mapping[str, Any] | None = None,
             reader_kwargs: Mapping[str, Any] | None = None) -> OpenImage:
         """Return the cached image for this thread, opening it on a miss."""
-        options = tuple(sorted((reader_kwargs or {}).items()))
+        options = tuple(sorted(reader_kwargs.items())) if reader_kwargs else ()
         key = (path, scene_index, level, options, threading.get_ident())
         with self._lock:
             cached = self._images.get(key)

@@ -40,15 +40,13 @@ class BatchAssembler:
         shapes = [self.loader.read_shape(plan) for plan in plans]
         if len(set(shapes)) > 1:  # the per-sample path raises collate's message naming the shapes
             return collate_samples([self.loader(plan) for plan in plans])
-        fields = [self.loader.fields(plan) for plan in plans]
-        frames = shapes[0][0] if isinstance(fields[0], list) else 1
+        frames = shapes[0][0] if self.loader.options.timepoint_layout == "separate" else 1
         sample_shape = self.loader.sample_shape(shapes[0])
         pixels = np.empty((len(plans) * frames,) + sample_shape, dtype=self.loader.options.dtype)
         for n, plan in enumerate(plans):
             slot = pixels[n * frames:(n + 1) * frames].view()
             slot.shape = shapes[0]  # a view of the buffer (raises rather than copy)
             self.loader.read(plan, out=slot)
-        flat = [item for entry in fields for item in (entry if isinstance(entry, list) else [entry])]
-        batch = collate_samples(flat)
+        batch = self.loader.batch_fields(plans)
         batch[self.loader.options.out_key] = torch.from_numpy(pixels)
         return batch

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..dims import read_order
 from ..options import SampleOptions
-from ..readers import ReaderCache, load_reader_class, reader_options
+from ..readers import ReaderCache
 from ..reading import crop_slices, read_region
+from ..row_layout import RowLayout
 from ..sample_plan import SamplePlan
 from ..timing import times_of_frames
+from .collate import collate_values
 
 __all__ = ["BioIOLoader", "Sample"]
 
 Sample = dict[str, Any]
+MAX_LAYOUTS = 4096  # row layouts kept per loader; a manifest with more rows works them out again
 
 
 class BioIOLoader:
@@ -31,60 +33,93 @@ class BioIOLoader:
         self.options = options
         self.readers = readers if readers is not None else ReaderCache()
         self.fs_kwargs = dict(fs_kwargs or {})
+        self._layouts: dict[int, RowLayout] = {}  # row index -> its layout (bounded)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_layouts"] = {}  # worked out again in each process
+        return state
 
     def __call__(self, plan: SamplePlan) -> Sample | list[Sample]:
         """The sample (a list of samples for the "separate" layout) of a complete plan."""
         return self.attach(self.fields(plan), self.read(plan))
 
+    def layout(self, plan: SamplePlan) -> RowLayout:
+        """The layout the plan's row shares with every other sample of it (worked out once)."""
+        assert plan.metadata is not None and plan.timepoints is not None, "plan is not complete"
+        found = self._layouts.get(plan.row_index)
+        if found is None or not found.fits(plan.row, plan.metadata):
+            if len(self._layouts) >= MAX_LAYOUTS:
+                self._layouts.clear()
+            found = self._layouts[plan.row_index] = RowLayout.of(plan.row, plan.metadata, self.options)
+        return found
+
     def read_shape(self, plan: SamplePlan) -> tuple[int, int, int, int, int]:
         """The ``(T, C, Z, Y, X)`` shape :meth:`read` returns for this plan (no I/O)."""
-        assert plan.metadata is not None and plan.timepoints is not None, "plan is not complete"
-        options, row, metadata = self.options, plan.row, plan.metadata
-        order = read_order(row.time_axis or options.time_axis, metadata.has_samples_axis)
-        channels = len(row.channels) if row.channels is not None else metadata.dims[order[1]]
-        channels *= metadata.dims.get("S", 1) if metadata.has_samples_axis else 1
-        zyx = [metadata.dims[axis] for axis in order[2:5]]
-        if options.crop is not None:
-            zyx[3 - len(options.crop.roi_size):] = options.crop.roi_size
-        return (len(plan.timepoints), channels, zyx[0], zyx[1], zyx[2])
+        return (len(plan.timepoints),) + self.layout(plan).czyx  # type: ignore[arg-type, return-value]
 
     def read(self, plan: SamplePlan, out: np.ndarray | None = None) -> np.ndarray:
         """The plan's ``(T, C, Z, Y, X)`` pixels in the final dtype; with ``out`` (that shape, the
         final dtype), written into it: the one copy a batch buffer needs."""
-        assert plan.metadata is not None and plan.timepoints is not None, "plan is not complete"
-        options, row, metadata = self.options, plan.row, plan.metadata
-        order = read_order(row.time_axis or options.time_axis, metadata.has_samples_axis)
-        image = self.readers.get(row.path, load_reader_class(metadata.reader), metadata.scene_index,
-                                 metadata.resolution, self.fs_kwargs,
-                                 reader_options(metadata.reader, metadata.dims))
-        frame = [metadata.dims[axis] for axis in order[2:5]]
-        roi = None if options.crop is None else options.crop.roi_size
-        if options.spatial_dims == 2 and roi is not None:
-            roi, offset = (1,) + roi, (0,) + tuple(plan.crop_offset or ())
-        else:
-            offset = plan.crop_offset
-        region = crop_slices(frame, offset, roi)
-        where = f"{row.where} ({row.path}, scene {metadata.scene!r})"
+        layout, metadata = self.layout(plan), plan.metadata
+        assert metadata is not None and plan.timepoints is not None
+        image = self.readers.get(plan.row.path, layout.reader_class, metadata.scene_index,
+                                 metadata.resolution, self.fs_kwargs, layout.reader_kwargs)
+        offset = plan.crop_offset
+        if offset is not None and self.options.spatial_dims == 2:
+            offset = (0,) + tuple(offset)
+        region = crop_slices(layout.frame_zyx, offset, layout.roi_zyx)
         if out is not None:  # decoded straight into the batch buffer, cast as astype casts
-            return read_region(image, order, plan.timepoints, row.channels, region, where=where, out=out)
-        data = read_region(image, order, plan.timepoints, row.channels, region, where=where)
-        return data.astype(options.dtype, copy=False)
+            return read_region(image, layout.order, plan.timepoints, plan.row.channels, region,
+                               where=layout.where, out=out)
+        data = read_region(image, layout.order, plan.timepoints, plan.row.channels, region, where=layout.where)
+        return data.astype(self.options.dtype, copy=False)
 
     def fields(self, plan: SamplePlan) -> Sample | list[Sample]:
         """Everything of the sample but its pixels (one dict per frame for the "separate" layout)."""
-        assert plan.metadata is not None and plan.timepoints is not None, "plan is not complete"
-        options, row, metadata = self.options, plan.row, plan.metadata
-        order = read_order(row.time_axis or options.time_axis, metadata.has_samples_axis)
-        channels = list(row.channels) if row.channels is not None else list(range(metadata.dims[order[1]]))
-        base = self._fields(plan, channels)
+        layout, timepoints = self.layout(plan), plan.timepoints
+        assert timepoints is not None
+        base = self._fields(plan, layout)
         # Frame times follow the file's T axis; a row reading another axis as time has none.
-        times = times_of_frames(metadata.frame_times, plan.timepoints) if order[0] == "T" else None
-        interval = metadata.time_interval_s if order[0] == "T" else None
-        if options.timepoint_layout == "separate":
-            return [{**base, "T": [t], "meta": _with_times(base["meta"], None if times is None else [times[k]],
-                                                           interval)}
-                    for k, t in enumerate(plan.timepoints)]
-        return {**base, "T": list(plan.timepoints), "meta": _with_times(base["meta"], times, interval)}
+        times = times_of_frames(layout.metadata.frame_times, timepoints) if layout.has_time else None
+        interval = layout.metadata.time_interval_s if layout.has_time else None
+        if self.options.timepoint_layout == "separate":
+            return [{**base, "T": [t], "meta": _sample_meta(layout.meta, None if times is None else [times[k]],
+                                                            interval)}
+                    for k, t in enumerate(timepoints)]
+        return {**base, "T": list(timepoints), "meta": _sample_meta(layout.meta, times, interval)}
+
+    def batch_fields(self, plans: Sequence[SamplePlan]) -> dict[str, Any]:
+        """``collate_samples`` of the plans' :meth:`fields`, built column by column: the same keys in
+        the same order and the same values, without a dict per sample."""
+        layouts = [self.layout(plan) for plan in plans]
+        timepoints = [list(plan.timepoints) for plan in plans]  # type: ignore[arg-type]
+        times = [times_of_frames(layout.metadata.frame_times, frames) if layout.has_time else None
+                 for layout, frames in zip(layouts, timepoints)]
+        if self.options.timepoint_layout == "separate":  # one entry per frame
+            counts = [len(frames) for frames in timepoints]
+            times = [None if each is None else [each[k]] for each, n in zip(times, counts) for k in range(n)]
+            timepoints = [[t] for frames in timepoints for t in frames]
+            plans = [plan for plan, n in zip(plans, counts) for _ in range(n)]
+            layouts = [layout for layout, n in zip(layouts, counts) for _ in range(n)]
+        columns: dict[str, list[Any]] = {
+            "original_path": [plan.row.path for plan in plans],
+            "C": [list(layout.channels) for layout in layouts],
+            "scene": [layout.metadata.scene for layout in layouts],
+            "resolution": [layout.metadata.resolution for layout in layouts],
+            "sample_index": [plan.key.index for plan in plans],
+            "epoch": [plan.key.epoch for plan in plans],
+            "row": [plan.row_index for plan in plans],
+            "meta": [],  # filled last (it follows the extras), in this position
+        }
+        if plans[0].crop_offset is not None:
+            columns["crop_start"] = [list(plan.crop_offset) for plan in plans]  # type: ignore[arg-type]
+        for name, _ in plans[0].row.extras:  # the same columns on every row; later ones win, as update does
+            columns[name] = [dict(plan.row.extras)[name] for plan in plans]
+        columns["T"] = timepoints
+        columns["meta"] = [_sample_meta(layout.meta, each, layout.metadata.time_interval_s if layout.has_time else None)
+                           for layout, each in zip(layouts, times)]
+        return {key: collate_values(values) for key, values in columns.items()}
 
     def attach(self, fields: Sample | list[Sample], data: np.ndarray) -> Sample | list[Sample]:
         """The sample(s): ``fields`` plus the ``(T, C, Z, Y, X)`` pixels in the sample's layout."""
@@ -103,32 +138,31 @@ class BioIOLoader:
             return frame
         return read_shape[:1] + frame
 
-    def _fields(self, plan: SamplePlan, channels: list[int]) -> Sample:
-        metadata, row = plan.metadata, plan.row
-        assert metadata is not None
+    @staticmethod
+    def _fields(plan: SamplePlan, layout: RowLayout) -> Sample:
+        metadata, row = layout.metadata, plan.row
         fields: Sample = {
             "original_path": row.path,
-            "C": channels,
+            "C": list(layout.channels),
             "scene": metadata.scene,
             "resolution": metadata.resolution,
             "sample_index": plan.key.index,
             "epoch": plan.key.epoch,
             "row": plan.row_index,
-            "meta": {
-                "physical_pixel_sizes": list(metadata.physical_pixel_sizes),
-                "channel_names": None if metadata.channel_names is None else [
-                    metadata.channel_names[c] for c in channels if c < len(metadata.channel_names)],
-                "dtype": metadata.dtype,
-                "reader": metadata.reader,
-            },
+            "meta": None,  # the sample's own, with its frame times: set by fields()
         }
         if plan.crop_offset is not None:
             fields["crop_start"] = list(plan.crop_offset)
-        fields.update(dict(row.extras))
+        if row.extras:
+            fields.update(row.extras)
         return fields
 
 
-def _with_times(meta: dict[str, Any], times: list[float] | None, interval: float | None) -> dict[str, Any]:
-    """``meta`` plus ``time_s`` (each returned frame, seconds from the first frame) and
-    ``time_interval_s`` (the file's nominal interval); None where the file has no timing."""
-    return {**meta, "time_s": times, "time_interval_s": interval}
+def _sample_meta(meta: dict[str, Any], times: list[float] | None, interval: float | None) -> dict[str, Any]:
+    """A sample's own ``meta``: a copy of its layout's fixed part (lists included), plus ``time_s``
+    (each returned frame, seconds from the first frame) and ``time_interval_s`` (the file's nominal
+    interval); both None where the file has no timing."""
+    names = meta["channel_names"]
+    return {"physical_pixel_sizes": list(meta["physical_pixel_sizes"]),
+            "channel_names": None if names is None else list(names), "dtype": meta["dtype"],
+            "reader": meta["reader"], "time_s": times, "time_interval_s": interval}

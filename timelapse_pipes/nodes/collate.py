@@ -7,10 +7,12 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-__all__ = ["collate_samples"]
+__all__ = ["collate_samples", "collate_values"]
 
 
-def _collate_values(values: list[Any]) -> Any:
+def collate_values(values: list[Any]) -> Any:
+    """One field of a batch: arrays and numbers stacked into tensors, (lists of) ints into int64
+    tensors, anything else kept as a list."""
     first = values[0]
     if isinstance(first, (torch.Tensor, np.ndarray)):
         shapes = {tuple(v.shape) for v in values}
@@ -47,4 +49,4 @@ def collate_samples(samples: Sequence[Any]) -> dict[str, Any]:
     for sample in samples:
         flat.extend(sample if isinstance(sample, list) else [sample])
     keys = flat[0].keys()
-    return {key: _collate_values([s[key] for s in flat]) for key in keys}
+    return {key: collate_values([s[key] for s in flat]) for key in keys}
