@@ -6,7 +6,7 @@ Graph::
       -> Batcher (the batch's sample keys)
       -> ParallelMapper(BatchAssembler, in_order=True)   per sample: manifest row, metadata,
              timepoints, read (into one batch buffer) [, transform]; collated
-      -> Prefetcher [-> PinMemory] -> TimelapseLoader
+      -> AdaptivePrefetcher (main thread) or Prefetcher (workers) [-> PinMemory] -> TimelapseLoader
 
 Workers build whole batches (as torch's DataLoader workers do); the stream is the same for any
 worker count because batches are delivered in order and each sample is a pure function of its key.
@@ -24,6 +24,7 @@ from torchdata.nodes.loader import LoaderIterator
 from . import decode
 from .assembly import Prepared, prepare
 from .errors import ConfigError, StateError, TimelapsePipesError
+from .nodes.prefetch import AdaptivePrefetcher
 from .nodes.sample_indices import SampleIndexSource, check_state
 from .sharding import resolve_shard, shard_length
 from .workers import preload_forkserver
@@ -268,7 +269,9 @@ def build_graph(index_source: SampleIndexSource, prepared: Prepared, *, batch_si
             else prepared.assemble_batch
         node = ParallelMapper(node, assemble, num_workers=num_workers, in_order=True,
                               method=worker_method, multiprocessing_context=context)  # type: ignore[arg-type]
-    if prefetch:
+    if prefetch and num_workers == 0:  # reads ahead once batches are slow enough to gain from it
+        node = AdaptivePrefetcher(node, prefetch_factor=prefetch)
+    elif prefetch:  # the workers' batches, handed over as soon as they are ready
         node = Prefetcher(node, prefetch_factor=prefetch)
     if pin_memory:
         import torch

@@ -8,6 +8,8 @@ from .bioio_loader import BioIOLoader
 from .transform import SeededTransform
 from .pipeline import SamplePipeline
 from .collate import collate_samples
+from .batch_assembler import BatchAssembler
+from .prefetch import AdaptivePrefetcher
 
 __all__ = [
     "SampleIndexSource",
@@ -18,4 +20,6 @@ __all__ = [
     "SeededTransform",
     "SamplePipeline",
     "collate_samples",
+    "BatchAssembler",
+    "AdaptivePrefetcher",
 ]

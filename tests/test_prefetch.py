@@ -1,0 +1,91 @@
+"""The adaptive read-ahead: the same batches and states inline, read ahead, and across the switch."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from torchdata.nodes import Batcher, Loader, Mapper
+
+import timelapse_pipes as tp
+from timelapse_pipes.loader import shutdown_graph
+from timelapse_pipes.nodes import AdaptivePrefetcher, SampleIndexSource
+from tests.helpers import assert_batches_equal, collect
+
+ND2 = "nd2/example-timelapse.nd2"
+SLOW_FROM = 24  # batches whose first sample index is at least this take SLOW_S longer
+SLOW_S = 0.02  # far from the ~0.1 ms fast batches, so a loaded machine cannot blur the two
+
+
+def _graph(prepared, prefetch: str | None) -> Loader:
+    """SampleIndexSource -> Batcher -> Mapper(assemble, slow tail) [-> AdaptivePrefetcher]."""
+
+    def assemble(keys):
+        if keys[0].index >= SLOW_FROM:  # only the timing changes, never the content
+            time.sleep(SLOW_S)
+        return prepared.assemble_batch(keys)
+
+    node = Mapper(Batcher(SampleIndexSource(prepared.num_samples), batch_size=4), assemble)
+    if prefetch is not None:
+        min_batch_s = {"ahead": 0.0, "never": float("inf"), "switch": SLOW_S / 2}[prefetch]
+        node = AdaptivePrefetcher(node, prefetch_factor=2, min_batch_s=min_batch_s)
+    return Loader(node)
+
+
+@pytest.fixture(scope="module")
+def prepared(shared_data):
+    rows = {"dict_meta": {"path": [str(shared_data / ND2)] * 3, "start": [0, 5, 20]}}
+    return tp.assembly.prepare(rows, split=None, samples_per_epoch=48, seed=3, spatial_dims=2, num_timepoints=2)
+
+
+@pytest.mark.parametrize("prefetch", ["ahead", "never", "switch"])
+def test_the_stream_and_its_states_do_not_depend_on_reading_ahead(prepared, prefetch):
+    reference = collect(_graph(prepared, None))
+    loader = _graph(prepared, prefetch)
+    assert_batches_equal(collect(loader), reference)
+    assert loader.root.reading_ahead == (prefetch != "never")
+    for k in (1, 5, 8, 9, 10, 11):  # inline, around the switch (during batch 9) and ahead
+        loader = _graph(prepared, prefetch)
+        iterator = iter(loader)
+        for _ in range(k):
+            next(iterator)
+        state = json.loads(json.dumps(loader.state_dict()))
+        resumed = _graph(prepared, prefetch)
+        resumed.load_state_dict(state)
+        assert_batches_equal(collect(resumed), reference[k:])
+
+
+def test_a_slow_tail_moves_reading_to_the_thread_only_after_it_starts(prepared):
+    loader = _graph(prepared, "switch")
+    iterator = iter(loader)
+    for _ in range(SLOW_FROM // 4):  # fast batches: read in the calling thread
+        next(iterator)
+    assert not loader.root.reading_ahead
+    for _ in range(3):  # three slow batches in a row
+        next(iterator)
+    assert loader.root.reading_ahead
+
+
+def test_an_error_in_the_thread_reaches_the_caller_after_the_batches_before_it(prepared):
+    def fail_late(keys):
+        if keys[0].index >= 12:
+            raise tp.SampleError(f"sample {keys[0].index} is bad")
+        return prepared.assemble_batch(keys)
+
+    node = AdaptivePrefetcher(Mapper(Batcher(SampleIndexSource(48), batch_size=4), fail_late), 2, min_batch_s=0)
+    node.reset()
+    delivered = [next(node) for _ in range(3)]
+    assert [b["sample_index"].tolist()[0] for b in delivered] == [0, 4, 8]
+    with pytest.raises(tp.SampleError, match="sample 12 is bad"):
+        next(node)
+
+
+def test_shutdown_and_close_stop_the_thread(prepared):
+    loader = Loader(AdaptivePrefetcher(Mapper(Batcher(SampleIndexSource(48), batch_size=4),
+                                              prepared.assemble_batch), 2, min_batch_s=0))
+    next(iter(loader))
+    thread = loader.root._ahead.thread
+    assert thread.is_alive() and thread.name == "timelapse_pipes-prefetch"
+    shutdown_graph(loader.root)  # what TimelapseLoader.close() runs
+    assert not thread.is_alive() and not loader.root.reading_ahead
