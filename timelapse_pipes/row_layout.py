@@ -18,6 +18,8 @@ from .readers import load_reader_class, reader_options
 
 __all__ = ["RowLayout"]
 
+_FULL_FRAME = (slice(None), slice(None), slice(None))
+
 
 @dataclass(frozen=True)
 class RowLayout:
@@ -63,6 +65,11 @@ class RowLayout:
                 "reader": metadata.reader,
             },
         )
+
+    @property
+    def full_frame(self) -> tuple[slice, slice, slice]:
+        """The region of a whole frame (no crop)."""
+        return _FULL_FRAME
 
     def fits(self, row: ManifestRow, metadata: ImageMetadata) -> bool:
         """True when this layout was worked out for exactly this row and metadata."""

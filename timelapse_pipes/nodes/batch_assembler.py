@@ -43,10 +43,12 @@ class BatchAssembler:
         frames = shapes[0][0] if self.loader.options.timepoint_layout == "separate" else 1
         sample_shape = self.loader.sample_shape(shapes[0])
         pixels = np.empty((len(plans) * frames,) + sample_shape, dtype=self.loader.options.dtype)
-        for n, plan in enumerate(plans):
+        slots = []
+        for n in range(len(plans)):
             slot = pixels[n * frames:(n + 1) * frames].view()
             slot.shape = shapes[0]  # a view of the buffer (raises rather than copy)
-            self.loader.read(plan, out=slot)
+            slots.append(slot)
+        self.loader.read_into(plans, slots)
         batch = self.loader.batch_fields(plans)
         batch[self.loader.options.out_key] = torch.from_numpy(pixels)
         return batch

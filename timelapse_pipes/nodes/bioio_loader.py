@@ -7,7 +7,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..options import SampleOptions
-from ..readers import ReaderCache
+from ..readers import OpenImage, ReaderCache
 from ..reading import crop_slices, read_region
 from ..row_layout import RowLayout
 from ..sample_plan import SamplePlan
@@ -61,19 +61,34 @@ class BioIOLoader:
     def read(self, plan: SamplePlan, out: np.ndarray | None = None) -> np.ndarray:
         """The plan's ``(T, C, Z, Y, X)`` pixels in the final dtype; with ``out`` (that shape, the
         final dtype), written into it: the one copy a batch buffer needs."""
-        layout, metadata = self.layout(plan), plan.metadata
-        assert metadata is not None and plan.timepoints is not None
-        image = self.readers.get(plan.row.path, layout.reader_class, metadata.scene_index,
-                                 metadata.resolution, self.fs_kwargs, layout.reader_kwargs)
+        layout = self.layout(plan)
+        data = self._read(plan, layout, self._image(plan, layout), out)
+        return data if out is not None else data.astype(self.options.dtype, copy=False)
+
+    def read_into(self, plans: Sequence[SamplePlan], outs: Sequence[np.ndarray]) -> None:
+        """:meth:`read` of each plan into its ``out`` (views of one batch buffer), looking up each
+        row's open image once per batch rather than once per sample."""
+        images: dict[int, OpenImage] = {}
+        for plan, out in zip(plans, outs):
+            layout = self.layout(plan)
+            image = images.get(plan.row_index)
+            if image is None:
+                image = images[plan.row_index] = self._image(plan, layout)
+            self._read(plan, layout, image, out)
+
+    def _image(self, plan: SamplePlan, layout: RowLayout) -> OpenImage:
+        metadata = layout.metadata
+        return self.readers.get(plan.row.path, layout.reader_class, metadata.scene_index, metadata.resolution,
+                                self.fs_kwargs, layout.reader_kwargs)
+
+    def _read(self, plan: SamplePlan, layout: RowLayout, image: OpenImage, out: np.ndarray | None) -> np.ndarray:
+        """The plan's pixels in the file's dtype, or cast into ``out`` (as ``astype`` casts)."""
         offset = plan.crop_offset
         if offset is not None and self.options.spatial_dims == 2:
             offset = (0,) + tuple(offset)
-        region = crop_slices(layout.frame_zyx, offset, layout.roi_zyx)
-        if out is not None:  # decoded straight into the batch buffer, cast as astype casts
-            return read_region(image, layout.order, plan.timepoints, plan.row.channels, region,
-                               where=layout.where, out=out)
-        data = read_region(image, layout.order, plan.timepoints, plan.row.channels, region, where=layout.where)
-        return data.astype(self.options.dtype, copy=False)
+        region = crop_slices(layout.frame_zyx, offset, layout.roi_zyx) if offset is not None else layout.full_frame
+        return read_region(image, layout.order, plan.timepoints, plan.row.channels, region,  # type: ignore[arg-type]
+                           where=layout.where, out=out)
 
     def fields(self, plan: SamplePlan) -> Sample | list[Sample]:
         """Everything of the sample but its pixels (one dict per frame for the "separate" layout)."""
