@@ -16,7 +16,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-SUITES = ("startup", "frames", "decoders", "crops", "resume", "memory", "scaling")
+SUITES = ("startup", "frames", "small", "decoders", "crops", "resume", "memory", "scaling")
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
 
-    from . import crops, decoders, frames, memory, resume, scaling, startup
+    from . import crops, decoders, frames, memory, resume, scaling, small_frames, startup
     from .measure import clock, log
     from .report import load_average, machine_info, render
     from .settings import preset
@@ -96,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             datasets = frames.stream_datasets(settings, folder, shared)
         if "frames" in settings.suites:
             add("frames", frames.run(settings, datasets))
+        if "small" in settings.suites:
+            add("small frames", small_frames.run(settings, shared))
         if "decoders" in settings.suites:
             layouts = [(data.short, data.kind, data.array_path) for data in datasets if data.kind != "nd2"]
             add("decoders", decoders.run(settings, layouts, folder))

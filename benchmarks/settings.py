@@ -30,7 +30,7 @@ class Settings:
     stream_frames: int = 8  # timepoints per file
     stream_files: int = 2
     samples: int = 32  # timed samples per round
-    nd2_samples: int = 200
+    nd2_samples: int = 2000  # small frames: 2,000 samples take ~50 ms, long enough to time steadily
     baseline_samples: int = 16  # baseline 2 is slow: it reads the first N of the same samples
     # random crops
     crop_zyx: tuple[int, int, int] = (64, 1024, 1024)
@@ -46,8 +46,8 @@ class Settings:
     memory_baseline_rows: int = 50
     workers: tuple[int, ...] = (1, 2)
     scaling_repeats: int | None = 3  # rounds for scaling (its process loaders are slow to start)
-    suites: tuple[str, ...] = field(default=("startup", "frames", "decoders", "crops", "resume", "memory",
-                                             "scaling"))
+    suites: tuple[str, ...] = field(default=("startup", "frames", "small", "decoders", "crops", "resume",
+                                             "memory", "scaling"))
 
     def describe(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k not in ("suites",)}
