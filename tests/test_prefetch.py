@@ -89,3 +89,21 @@ def test_shutdown_and_close_stop_the_thread(prepared):
     assert thread.is_alive() and thread.name == "timelapse_pipes-prefetch"
     shutdown_graph(loader.root)  # what TimelapseLoader.close() runs
     assert not thread.is_alive() and not loader.root.reading_ahead
+
+
+def test_build_loaders_read_ahead_node_follows_workers_and_prefetch(shared_data):
+    from torchdata.nodes import ParallelMapper, Prefetcher
+
+    rows = {"dict_meta": {"path": [str(shared_data / ND2)] * 2, "start": [0, 10]}}
+    common = dict(split=None, samples_per_epoch=24, batch_size=4, seed=9, spatial_dims=2, num_timepoints=2)
+    cases = {  # (num_workers, prefetch) -> the node on top of the graph
+        (0, None): AdaptivePrefetcher, (0, 3): AdaptivePrefetcher, (0, 0): ParallelMapper,  # Mapper is one
+        (2, None): ParallelMapper, (2, 3): Prefetcher,
+    }
+    reference = collect(tp.build_loader(rows, prefetch=0, **common))
+    for (workers, prefetch), expected in cases.items():
+        loader = tp.build_loader(rows, num_workers=workers, prefetch=prefetch, **common)
+        assert type(loader.root) is expected, (workers, prefetch)
+        assert_batches_equal(collect(loader), reference)
+    with pytest.raises(tp.ConfigError, match="prefetch"):
+        tp.build_loader(rows, prefetch=1.5, **common)

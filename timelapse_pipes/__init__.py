@@ -21,6 +21,8 @@ from .manifest import Manifest, ManifestColumns, ManifestRow, parse_channels, re
 from .metadata import ImageMetadata, MetadataCache
 from .monai_compat import BioIOImageLoaderd
 from .nodes import (
+    AdaptivePrefetcher,
+    BatchAssembler,
     BioIOLoader,
     ManifestRowPlanner,
     MetadataCacher,
@@ -38,6 +40,8 @@ from .state import load_state, save_state
 __version__ = "0.1.0"
 
 __all__ = [
+    "AdaptivePrefetcher",
+    "BatchAssembler",
     "BioIOImageLoaderd",
     "BioIOLoader",
     "ConfigError",

@@ -6,7 +6,8 @@ Graph::
       -> Batcher (the batch's sample keys)
       -> ParallelMapper(BatchAssembler, in_order=True)   per sample: manifest row, metadata,
              timepoints, read (into one batch buffer) [, transform]; collated
-      -> AdaptivePrefetcher (main thread) or Prefetcher (workers) [-> PinMemory] -> TimelapseLoader
+      -> AdaptivePrefetcher (main thread; with workers only an asked-for Prefetcher) [-> PinMemory]
+      -> TimelapseLoader
 
 Workers build whole batches (as torch's DataLoader workers do); the stream is the same for any
 worker count because batches are delivered in order and each sample is a pure function of its key.
@@ -32,6 +33,7 @@ from .workers import preload_forkserver
 __all__ = ["build_loader", "TimelapseLoader", "find_index_state"]
 
 WORKER_METHODS = ("thread", "process")
+DEFAULT_PREFETCH = 2  # batches read ahead by the main thread's AdaptivePrefetcher
 
 
 def find_index_state(state: Any) -> dict[str, Any] | None:
@@ -202,7 +204,7 @@ def build_loader(
     num_workers: int = 0,
     worker_method: str = "thread",
     multiprocessing_context: str | None = "forkserver",
-    prefetch: int = 2,
+    prefetch: int | None = None,
     pin_memory: bool = False,
     rank: int | None = None,
     world_size: int | None = None,
@@ -215,12 +217,19 @@ def build_loader(
     ``options`` are those of :func:`timelapse_pipes.assembly.prepare` (manifest columns, sampling,
     reading, transforms, ``on_error``...). Start-up reads the manifest only: no image is opened
     until the first batch is requested. Iterating the loader again starts the next epoch.
+
+    ``prefetch``: batches read ahead. Default (None): 2 with ``num_workers=0``, through
+    :class:`~timelapse_pipes.nodes.prefetch.AdaptivePrefetcher` (a thread only once batches are
+    slow enough to gain from one); with workers none beyond the ``2 x num_workers`` batches the
+    workers already hold in flight. An explicit N > 0 with workers adds torchdata's ``Prefetcher``.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size={batch_size!r} must be an integer >= 1.")
     if worker_method not in WORKER_METHODS:
         raise ConfigError(f"worker_method={worker_method!r} must be one of {WORKER_METHODS}.")
-    if num_workers < 0 or prefetch < 0:
+    if prefetch is not None and (isinstance(prefetch, bool) or not isinstance(prefetch, int)):
+        raise ConfigError(f"prefetch={prefetch!r} must be an integer >= 0 (or None for the default).")
+    if num_workers < 0 or (prefetch or 0) < 0:
         raise ConfigError(f"num_workers={num_workers} and prefetch={prefetch} must be >= 0.")
     prepared = prepare(path, split=split, **options)
     shard = resolve_shard(rank, world_size, shard_drop_last)
@@ -255,7 +264,7 @@ class DecodeBudgeted:
 
 def build_graph(index_source: SampleIndexSource, prepared: Prepared, *, batch_size: int,
                 drop_last: bool, num_workers: int, worker_method: str,
-                multiprocessing_context: str | None, prefetch: int, pin_memory: bool) -> BaseNode:
+                multiprocessing_context: str | None, prefetch: int | None, pin_memory: bool) -> BaseNode:
     """Compose the public nodes into the batch graph that ``build_loader`` wraps."""
     node: BaseNode = Batcher(index_source, batch_size=batch_size, drop_last=drop_last)
     decode.configure(num_workers, worker_method)  # this process's decode threads per reading worker
@@ -269,9 +278,10 @@ def build_graph(index_source: SampleIndexSource, prepared: Prepared, *, batch_si
             else prepared.assemble_batch
         node = ParallelMapper(node, assemble, num_workers=num_workers, in_order=True,
                               method=worker_method, multiprocessing_context=context)  # type: ignore[arg-type]
-    if prefetch and num_workers == 0:  # reads ahead once batches are slow enough to gain from it
-        node = AdaptivePrefetcher(node, prefetch_factor=prefetch)
-    elif prefetch:  # the workers' batches, handed over as soon as they are ready
+    if num_workers == 0:  # reads ahead once batches are slow enough to gain from it
+        if prefetch is None or prefetch > 0:
+            node = AdaptivePrefetcher(node, prefetch_factor=DEFAULT_PREFETCH if prefetch is None else prefetch)
+    elif prefetch:  # asked for: more batches read ahead than the 2 x num_workers in flight in the workers
         node = Prefetcher(node, prefetch_factor=prefetch)
     if pin_memory:
         import torch
