@@ -87,3 +87,13 @@ def test_transforms_and_skips_take_the_per_sample_path(shared_data):
     plain = tp.assembly.prepare(rows, split=None)
     assert with_transform.assemble_batch.per_sample and with_skips.assemble_batch.per_sample
     assert not plain.assemble_batch.per_sample
+
+
+def test_the_frames_of_a_separate_sample_own_their_lists(shared_data):
+    rows = {"dict_meta": {"path": [str(shared_data / ND2)]}}
+    prepared = tp.assembly.prepare(rows, split=None, spatial_dims=3, num_timepoints=2, timepoint_layout="separate",
+                                   crop={"roi_size": [1, 8, 8]})
+    first, second = prepared.pipeline(SampleKey(0, 0))
+    for key in ("C", "crop_start", "meta"):
+        assert first[key] is not second[key], key  # changing one frame's fields never changes the other's
+    assert first["C"] == second["C"] and first["crop_start"] == second["crop_start"]

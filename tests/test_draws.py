@@ -79,3 +79,12 @@ def test_draws_follow_the_documented_formula(key, population):
     assert [stream.next64() for _ in range(3)] == _reference_stream(*key, 3)
     single, floyd = SampleDraws(*key).choice(population, 1), SampleDraws(*key).integers(0, population)
     assert single == [floyd] == SampleDraws(*key).choice(population, 1, replace=True)
+
+
+def test_numpy_integers_draw_as_the_ints_they_equal_and_floats_are_refused():
+    import numpy as np
+
+    first = SampleDraws(np.uint64(7), np.int64(0), 1, 2).integers(0, 10**6)
+    assert SampleDraws(7, 0, 1, 2).integers(0, 10**6) == first == SampleDraws(7, 0, 1, 2).integers(0, 10**6)
+    with pytest.raises(TypeError):
+        SampleDraws(7.0, 0, 1, 2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+import numpy as np
 import pytest
 from torchdata.nodes import Batcher, Loader, Mapper
 
@@ -43,8 +44,10 @@ def prepared(shared_data):
 def test_the_stream_and_its_states_do_not_depend_on_reading_ahead(prepared, prefetch):
     reference = collect(_graph(prepared, None))
     loader = _graph(prepared, prefetch)
-    assert_batches_equal(collect(loader), reference)
-    assert loader.root.reading_ahead == (prefetch != "never")
+    iterator = iter(loader)
+    batches = [next(iterator) for _ in reference]
+    assert loader.root.reading_ahead == (prefetch != "never")  # (the end of the stream ends the thread)
+    assert_batches_equal(batches + list(iterator), reference)
     for k in (1, 5, 8, 9, 10, 11):  # inline, around the switch (during batch 9) and ahead
         loader = _graph(prepared, prefetch)
         iterator = iter(loader)
@@ -67,18 +70,47 @@ def test_a_slow_tail_moves_reading_to_the_thread_only_after_it_starts(prepared):
     assert loader.root.reading_ahead
 
 
-def test_an_error_in_the_thread_reaches_the_caller_after_the_batches_before_it(prepared):
-    def fail_late(keys):
-        if keys[0].index >= 12:
+@pytest.mark.timeout(60)  # a read-ahead thread that ended must not leave the next call waiting
+@pytest.mark.parametrize("min_batch_s", [0.0, float("inf")])
+def test_an_error_reaches_the_caller_in_order_and_the_stream_goes_on(prepared, min_batch_s):
+    def fail_once(keys):
+        if keys[0].index == 12:
             raise tp.SampleError(f"sample {keys[0].index} is bad")
         return prepared.assemble_batch(keys)
 
-    node = AdaptivePrefetcher(Mapper(Batcher(SampleIndexSource(48), batch_size=4), fail_late), 2, min_batch_s=0)
+    node = AdaptivePrefetcher(Mapper(Batcher(SampleIndexSource(24), batch_size=4), fail_once), 2,
+                              min_batch_s=min_batch_s)
     node.reset()
-    delivered = [next(node) for _ in range(3)]
-    assert [b["sample_index"].tolist()[0] for b in delivered] == [0, 4, 8]
+    firsts = [next(node)["sample_index"].tolist()[0] for _ in range(3)]
     with pytest.raises(tp.SampleError, match="sample 12 is bad"):
         next(node)
+    firsts += [batch["sample_index"].tolist()[0] for batch in node]  # as an inline read goes on
+    assert firsts == [0, 4, 8, 16, 20]
+    for _ in range(2):  # the end stays the end
+        with pytest.raises(StopIteration):
+            next(node)
+
+
+def test_a_restored_read_ahead_reports_its_state_before_the_first_item(prepared):
+    def build(min_batch_s):
+        node = AdaptivePrefetcher(Mapper(Batcher(SampleIndexSource(48), batch_size=4), prepared.assemble_batch),
+                                  2, min_batch_s=min_batch_s)
+        node.reset()
+        return node
+
+    inline = build(float("inf"))
+    for _ in range(5):
+        next(inline)
+    state = inline.state_dict()
+    for min_batch_s in (0.0, float("inf")):
+        node = build(min_batch_s)
+        node.reset(state)
+        checkpoint = node.state_dict()  # taken before any item: it must still point at item 5
+        assert next(node)["sample_index"].tolist()[0] == 20
+        node._shutdown()
+        again = build(float("inf"))
+        again.reset(checkpoint)
+        assert next(again)["sample_index"].tolist()[0] == 20
 
 
 def test_shutdown_and_close_stop_the_thread(prepared):
@@ -107,3 +139,4 @@ def test_build_loaders_read_ahead_node_follows_workers_and_prefetch(shared_data)
         assert_batches_equal(collect(loader), reference)
     with pytest.raises(tp.ConfigError, match="prefetch"):
         tp.build_loader(rows, prefetch=1.5, **common)
+    assert type(tp.build_loader(rows, prefetch=np.int64(2), **common).root) is AdaptivePrefetcher

@@ -11,6 +11,7 @@ exactly uniform.
 from __future__ import annotations
 
 import functools
+import operator
 
 __all__ = ["SampleDraws"]
 
@@ -40,7 +41,9 @@ class SampleDraws:
     __slots__ = ("_key", "_counter")
 
     def __init__(self, seed: int, epoch: int, index: int, tag: int) -> None:
-        key = _epoch_key(seed, epoch)
+        # operator.index: numpy integers key the cache as the Python ints they equal (never as
+        # numpy scalars that would wrap later arithmetic), and floats are refused as before.
+        key = _epoch_key(operator.index(seed), operator.index(epoch))
         for part in (index, tag):  # _mix inlined: this runs several times per sample
             key = ((key ^ (part & _MASK)) + _GOLDEN) & _MASK
             key = ((key ^ (key >> 30)) * 0xBF58476D1CE4E5B9) & _MASK

@@ -16,6 +16,7 @@ worker count because batches are delivered in order and each sample is a pure fu
 from __future__ import annotations
 
 import copy
+import numbers
 import os
 from typing import Any, Callable, Mapping
 
@@ -227,8 +228,10 @@ def build_loader(
         raise ConfigError(f"batch_size={batch_size!r} must be an integer >= 1.")
     if worker_method not in WORKER_METHODS:
         raise ConfigError(f"worker_method={worker_method!r} must be one of {WORKER_METHODS}.")
-    if prefetch is not None and (isinstance(prefetch, bool) or not isinstance(prefetch, int)):
-        raise ConfigError(f"prefetch={prefetch!r} must be an integer >= 0 (or None for the default).")
+    if prefetch is not None:
+        if isinstance(prefetch, bool) or not isinstance(prefetch, numbers.Integral):
+            raise ConfigError(f"prefetch={prefetch!r} must be an integer >= 0 (or None for the default).")
+        prefetch = int(prefetch)
     if num_workers < 0 or (prefetch or 0) < 0:
         raise ConfigError(f"num_workers={num_workers} and prefetch={prefetch} must be >= 0.")
     prepared = prepare(path, split=split, **options)

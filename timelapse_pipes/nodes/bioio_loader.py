@@ -98,9 +98,9 @@ class BioIOLoader:
         # Frame times follow the file's T axis; a row reading another axis as time has none.
         times = times_of_frames(layout.metadata.frame_times, timepoints) if layout.has_time else None
         interval = layout.metadata.time_interval_s if layout.has_time else None
-        if self.options.timepoint_layout == "separate":
-            return [{**base, "T": [t], "meta": _sample_meta(layout.meta, None if times is None else [times[k]],
-                                                            interval)}
+        if self.options.timepoint_layout == "separate":  # each frame's dict owns its lists
+            return [{**(base if k == 0 else self._fields(plan, layout)), "T": [t],
+                     "meta": _sample_meta(layout.meta, None if times is None else [times[k]], interval)}
                     for k, t in enumerate(timepoints)]
         return {**base, "T": list(timepoints), "meta": _sample_meta(layout.meta, times, interval)}
 

@@ -9,7 +9,9 @@ last three batches (after the first four, which open files and warm caches) took
 or longer: a lone slow batch (a garbage collection, a cold file) does not decide.
 
 Either way the batches and their order are the same (the stream is a pure function of its keys),
-and the state is that of the source after the last batch delivered.
+and the state is that of the source after the last batch delivered. An error (or the end of the
+stream) raised in the thread reaches the caller after the batches before it; the thread then ends
+and the next call reads inline again, as it would have without the thread.
 """
 
 from __future__ import annotations
@@ -115,11 +117,17 @@ class AdaptivePrefetcher(BaseNode[T]):
         self._recent.clear()
         self._inline = 0
         if self.min_batch_s <= 0:
+            self._state = self.source.state_dict()  # the state until the first item is delivered
             self._ahead = _ReadAhead(self.source, self.prefetch_factor)
 
     def next(self) -> T:
         if self._ahead is not None:
-            item, self._state = self._ahead.take()
+            try:
+                item, self._state = self._ahead.take()
+            except BaseException:  # the thread ended on it: go on inline, as an inline read would
+                self._shutdown()
+                self._recent.clear()
+                raise
             return item
         started = time.perf_counter()
         item = next(self.source)
