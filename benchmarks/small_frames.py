@@ -57,6 +57,28 @@ def _loader_rate(prepared: Any, samples: int, batch_size: int, read_ahead: str) 
     return run
 
 
+def _process_rate(rows: dict, samples: int, batch_size: int, seed: int) -> Callable[[], float]:
+    """Samples/s of ``build_loader(num_workers=2, worker_method="process")`` (workers started untimed)."""
+    warm = 8
+
+    def run() -> float:
+        loader = tp.build_loader(rows, split=None, seed=seed, spatial_dims=2, batch_size=batch_size,
+                                 num_workers=2, worker_method="process",
+                                 samples_per_epoch=samples + warm * batch_size)
+        iterator = iter(loader)
+        for _ in range(warm):
+            next(iterator)
+        started, count = clock(), 0
+        for batch in iterator:
+            count += batch["raw"].shape[0]
+        elapsed = clock() - started
+        loader.close()
+        del iterator, loader
+        dispose()
+        return count / elapsed
+    return run
+
+
 def _round_trip_us() -> float:
     """Microseconds for one item to go to another thread and back (two wake-ups)."""
     there, back = queue.SimpleQueue(), queue.SimpleQueue()
@@ -119,13 +141,15 @@ def run(settings: Settings, shared: Path | None) -> tuple[list[Table], list[Targ
     reads = planned_reads([str(path)], [ND2_FRAMES], (1, 64, 64), range(8 * batch, 8 * batch + samples),
                           settings.seed)
     methods = {name: _loader_rate(prepared, samples, batch, name) for name in ("inline", "adaptive", "thread")}
+    methods["process"] = _process_rate(rows, samples, batch, settings.seed)
     methods["raw"] = raw_rate(reads, batch, [0], 0, spatial_dims=2)
     methods["round trip"] = _round_trip_us
     values = interleave(methods, settings.repeats, label="small frames")
     costs = _stage_costs(prepared, batch, settings.repeats)
     raw = median(values["raw"])
     rates = Table(
-        f"Small frames: the real 64x64 ND2 in the main thread (samples/s, batch of {batch}, float32 out)",
+        f"Small frames: the real 64x64 ND2, in the main thread and in processes (samples/s, batch of "
+        f"{batch}, float32 out)",
         ["loader", "samples/s", "µs per sample", "vs raw read"],
     )
     labels = {
@@ -133,9 +157,11 @@ def run(settings: Settings, shared: Path | None) -> tuple[list[Table], list[Targ
         "adaptive": "`build_loader()` (default prefetch=2: `AdaptivePrefetcher`, stays in the calling thread here)",
         "thread": "the same graph reading ahead in a thread from the first batch (`min_batch_s=0`, "
                   "as torchdata's `Prefetcher` does)",
+        "process": "`build_loader(num_workers=2, worker_method='process')` (tensors under 1 MiB, here "
+                   "all of them, come back pickled inline; larger ones through shared memory)",
         "raw": "raw read (as in the full-frame table): nd2's `read_frame`, float32, stacked into a tensor",
     }
-    for name in ("inline", "adaptive", "thread", "raw"):
+    for name in ("inline", "adaptive", "thread", "process", "raw"):
         rate = median(values[name])
         rates.rows.append([labels[name], fmt(rate), fmt(1e6 / rate), f"{fmt(rate / raw)}x"])
     hand_off = median(values["round trip"])

@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping
 from torchdata.nodes import Batcher, BaseNode, Loader, Mapper, ParallelMapper, PinMemory, Prefetcher
 from torchdata.nodes.loader import LoaderIterator
 
-from . import decode
+from . import decode, transport
 from .assembly import Prepared, prepare
 from .errors import ConfigError, StateError, TimelapsePipesError
 from .nodes.prefetch import AdaptivePrefetcher
@@ -249,9 +249,10 @@ def build_loader(
     return TimelapseLoader(build_root, make_source, prepared, batch_size, drop_last, initial_epoch)
 
 
-class DecodeBudgeted:
+class ProcessWorkerBatches:
     """A process worker's batch callable: sets that process's decode-thread budget on its first batch
-    (:func:`timelapse_pipes.decode.configure`), so workers x decode threads stay within the cores."""
+    (:func:`timelapse_pipes.decode.configure`), so workers x decode threads stay within the cores,
+    and packs each batch for the trip back (:func:`timelapse_pipes.transport.pack`)."""
 
     def __init__(self, assemble: Callable[[Any], Any], num_workers: int) -> None:
         self.assemble = assemble
@@ -262,7 +263,7 @@ class DecodeBudgeted:
         if self._pid != os.getpid():
             decode.configure(self.num_workers, "process")
             self._pid = os.getpid()
-        return self.assemble(keys)
+        return transport.pack(self.assemble(keys))
 
 
 def build_graph(index_source: SampleIndexSource, prepared: Prepared, *, batch_size: int,
@@ -277,10 +278,12 @@ def build_graph(index_source: SampleIndexSource, prepared: Prepared, *, batch_si
         context = multiprocessing_context if worker_method == "process" else None
         if context == "forkserver":
             preload_forkserver()
-        assemble = DecodeBudgeted(prepared.assemble_batch, num_workers) if worker_method == "process" \
+        assemble = ProcessWorkerBatches(prepared.assemble_batch, num_workers) if worker_method == "process" \
             else prepared.assemble_batch
         node = ParallelMapper(node, assemble, num_workers=num_workers, in_order=True,
                               method=worker_method, multiprocessing_context=context)  # type: ignore[arg-type]
+        if worker_method == "process":  # the small tensors came back inline: tensors again
+            node = Mapper(node, transport.unpack)
     if num_workers == 0:  # reads ahead once batches are slow enough to gain from it
         if prefetch is None or prefetch > 0:
             node = AdaptivePrefetcher(node, prefetch_factor=DEFAULT_PREFETCH if prefetch is None else prefetch)
