@@ -12,7 +12,7 @@ import queue
 import threading
 import timeit
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 from torchdata.nodes import Batcher, Loader, Mapper
@@ -34,6 +34,16 @@ ROUND_TRIPS = 20_000
 ND2_FRAMES = 53  # T of the sample file
 
 
+def _rate_after(batches: Iterator[dict], warm: int) -> float:
+    """Samples/s of the rest of ``batches`` after ``warm`` untimed ones."""
+    for _ in range(warm):
+        next(batches)
+    started, count = clock(), 0
+    for batch in batches:
+        count += batch["raw"].shape[0]
+    return count / (clock() - started)
+
+
 def _loader_rate(prepared: Any, samples: int, batch_size: int, read_ahead: str) -> Callable[[], float]:
     """Samples/s of one main-thread graph: ``inline`` (prefetch=0), ``adaptive`` (the default) or
     ``thread`` (read ahead from the first batch, like torchdata's Prefetcher)."""
@@ -44,16 +54,10 @@ def _loader_rate(prepared: Any, samples: int, batch_size: int, read_ahead: str) 
                       prepared.assemble_batch)
         if read_ahead != "inline":
             node = AdaptivePrefetcher(node, 2, **({"min_batch_s": 0.0} if read_ahead == "thread" else {}))
-        iterator = iter(Loader(node))
-        for _ in range(warm):
-            next(iterator)
-        started, count = clock(), 0
-        for batch in iterator:
-            count += batch["raw"].shape[0]
-        elapsed = clock() - started
-        del iterator, node
+        rate = _rate_after(iter(Loader(node)), warm)
+        del node
         dispose()
-        return count / elapsed
+        return rate
     return run
 
 
@@ -65,17 +69,11 @@ def _process_rate(rows: dict, samples: int, batch_size: int, seed: int) -> Calla
         loader = tp.build_loader(rows, split=None, seed=seed, spatial_dims=2, batch_size=batch_size,
                                  num_workers=2, worker_method="process",
                                  samples_per_epoch=samples + warm * batch_size)
-        iterator = iter(loader)
-        for _ in range(warm):
-            next(iterator)
-        started, count = clock(), 0
-        for batch in iterator:
-            count += batch["raw"].shape[0]
-        elapsed = clock() - started
+        rate = _rate_after(iter(loader), warm)
         loader.close()
-        del iterator, loader
+        del loader
         dispose()
-        return count / elapsed
+        return rate
     return run
 
 
