@@ -167,9 +167,10 @@ def run(settings: Settings, shared: Path | None) -> tuple[list[Table], list[Targ
         f"{samples} samples per round after 8 warm-up batches, {settings.repeats} interleaved rounds, medians.",
         f"Thread round trip on this machine (one item to another thread and back, two wake-ups): "
         f"{fmt(hand_off)} µs, median of {settings.repeats} rounds of {ROUND_TRIPS:,}. A read-ahead thread "
-        f"pays about that per batch, more than a batch of {batch} small frames costs to assemble, "
-        f"which is why `AdaptivePrefetcher` keeps such batches in the calling thread "
-        f"(it reads ahead once three batches in a row take 0.2 ms or more).",
+        f"pays that per batch, plus GIL contention between the two threads: reading ahead from the first "
+        f"batch added {fmt(batch * (1e6 / median(values['thread']) - 1e6 / median(values['adaptive'])))} µs per "
+        f"batch of {batch} here, which is why `AdaptivePrefetcher` keeps batches this cheap in the calling "
+        f"thread (it reads ahead once three batches in a row take 0.2 ms or more).",
     ]
     whole = costs["whole batch: `BatchAssembler` (all of the above + buffer)"]
     breakdown = Table(
