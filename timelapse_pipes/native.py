@@ -214,8 +214,7 @@ class ND2Frames:
         picked = self.all_channels if channels is None else list(channels)
         if out is not None and len(timepoints) == 1 and len(z_indices) == 1:  # the small-frame hot path
             plane = self._plane(timepoints[0], z_indices[0], picked, region)
-            if out.ndim != 5 or out.shape[0] != 1 or out.shape[2] != 1 or out.shape[1:2] + out.shape[3:] != plane.shape:
-                check_out(out, (1, plane.shape[0], 1) + plane.shape[1:])  # raises, naming both shapes
+            check_out(out, (1, plane.shape[0], 1) + plane.shape[1:])
             np.copyto(out[0, :, 0], plane, casting="unsafe")
             return out
         if out is None:

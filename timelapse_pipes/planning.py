@@ -162,7 +162,7 @@ def choose_timepoints(seed: int, epoch: int, index: int, start: int, stop: int, 
     sampler = TIMEPOINT_SAMPLERS.get(mode)
     if sampler is None:
         raise ConfigError(f"timepoint_sampling={mode!r} must be one of {sorted(TIMEPOINT_SAMPLERS)}.")
-    available = len(range(start, stop, step))
+    available = frames_in_range(start, stop, step)
     if available < count:
         check_distinct_frames(start, stop, count, mode, where, step)
     positions = sampler(SampleDraws(seed, epoch, index, TIMEPOINT_TAG), 0, available, count, jitter)

@@ -17,7 +17,7 @@ def crop_slices(frame: Sequence[int], offset: Sequence[int] | None,
                 roi_size: Sequence[int] | None) -> tuple[slice, ...]:
     """Spatial slices for a crop at ``offset`` (full axes when not cropping)."""
     if offset is None or roi_size is None:
-        return tuple(slice(None) for _ in frame)
+        return (slice(None),) * len(frame)
     return tuple(slice(o, o + r) for o, r in zip(offset, roi_size))
 
 

@@ -8,17 +8,16 @@ cost at tens of thousands of samples a second). Pure: no I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 from .dims import read_order
 from .manifest import ManifestRow
 from .metadata import ImageMetadata
 from .options import SampleOptions
 from .readers import load_reader_class, reader_options
+from .timing import times_of_frames
 
 __all__ = ["RowLayout"]
-
-_FULL_FRAME = (slice(None), slice(None), slice(None))
 
 
 @dataclass(frozen=True)
@@ -66,10 +65,15 @@ class RowLayout:
             },
         )
 
+    def frame_times(self, timepoints: Sequence[int]) -> list[float] | None:
+        """The times (s) of these frames; None where the file has no timing or the row's time axis
+        is not the file's T."""
+        return times_of_frames(self.metadata.frame_times, timepoints) if self.has_time else None
+
     @property
-    def full_frame(self) -> tuple[slice, slice, slice]:
-        """The region of a whole frame (no crop)."""
-        return _FULL_FRAME
+    def time_interval_s(self) -> float | None:
+        """The file's nominal frame interval, where the row's time axis is the file's T."""
+        return self.metadata.time_interval_s if self.has_time else None
 
     def fits(self, row: ManifestRow, metadata: ImageMetadata) -> bool:
         """True when this layout was worked out for exactly this row and metadata."""

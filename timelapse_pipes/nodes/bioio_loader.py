@@ -11,7 +11,6 @@ from ..readers import OpenImage, ReaderCache
 from ..reading import crop_slices, read_region
 from ..row_layout import RowLayout
 from ..sample_plan import SamplePlan
-from ..timing import times_of_frames
 from .collate import collate_values
 
 __all__ = ["BioIOLoader", "Sample"]
@@ -86,7 +85,7 @@ class BioIOLoader:
         offset = plan.crop_offset
         if offset is not None and self.options.spatial_dims == 2:
             offset = (0,) + tuple(offset)
-        region = crop_slices(layout.frame_zyx, offset, layout.roi_zyx) if offset is not None else layout.full_frame
+        region = crop_slices(layout.frame_zyx, offset, layout.roi_zyx)
         return read_region(image, layout.order, plan.timepoints, plan.row.channels, region,  # type: ignore[arg-type]
                            where=layout.where, out=out)
 
@@ -95,9 +94,7 @@ class BioIOLoader:
         layout, timepoints = self.layout(plan), plan.timepoints
         assert timepoints is not None
         base = self._fields(plan, layout)
-        # Frame times follow the file's T axis; a row reading another axis as time has none.
-        times = times_of_frames(layout.metadata.frame_times, timepoints) if layout.has_time else None
-        interval = layout.metadata.time_interval_s if layout.has_time else None
+        times, interval = layout.frame_times(timepoints), layout.time_interval_s
         if self.options.timepoint_layout == "separate":  # each frame's dict owns its lists
             return [{**(base if k == 0 else self._fields(plan, layout)), "T": [t],
                      "meta": _sample_meta(layout.meta, None if times is None else [times[k]], interval)}
@@ -109,8 +106,7 @@ class BioIOLoader:
         the same order and the same values, without a dict per sample."""
         layouts = [self.layout(plan) for plan in plans]
         timepoints = [list(plan.timepoints) for plan in plans]  # type: ignore[arg-type]
-        times = [times_of_frames(layout.metadata.frame_times, frames) if layout.has_time else None
-                 for layout, frames in zip(layouts, timepoints)]
+        times = [layout.frame_times(frames) for layout, frames in zip(layouts, timepoints)]
         if self.options.timepoint_layout == "separate":  # one entry per frame
             counts = [len(frames) for frames in timepoints]
             times = [None if each is None else [each[k]] for each, n in zip(times, counts) for k in range(n)]
@@ -129,11 +125,12 @@ class BioIOLoader:
         }
         if plans[0].crop_offset is not None:
             columns["crop_start"] = [list(plan.crop_offset) for plan in plans]  # type: ignore[arg-type]
-        for name, _ in plans[0].row.extras:  # the same columns on every row; later ones win, as update does
-            columns[name] = [dict(plan.row.extras)[name] for plan in plans]
+        if plans[0].row.extras:  # the same columns on every row; later ones win, as update does
+            extras = [dict(plan.row.extras) for plan in plans]
+            for name, _ in plans[0].row.extras:
+                columns[name] = [each[name] for each in extras]
         columns["T"] = timepoints
-        columns["meta"] = [_sample_meta(layout.meta, each, layout.metadata.time_interval_s if layout.has_time else None)
-                           for layout, each in zip(layouts, times)]
+        columns["meta"] = [_sample_meta(layout.meta, each, layout.time_interval_s) for layout, each in zip(layouts, times)]
         return {key: collate_values(values) for key, values in columns.items()}
 
     def attach(self, fields: Sample | list[Sample], data: np.ndarray) -> Sample | list[Sample]:

@@ -22,8 +22,7 @@ class TimepointSampler:
         assert metadata is not None, "MetadataCacher must run before TimepointSampler"
         options, row, key = self.options, plan.row, plan.key
         axis = row.time_axis or options.time_axis
-        stop = (metadata.dims["T"] if axis == "T" else metadata.dims[read_order(axis, False)[0]]) \
-            if row.stop is None else row.stop
+        stop = metadata.dims[read_order(axis, False)[0]] if row.stop is None else row.stop
         timepoints = self.rule.choose(options.seed, key.epoch, key.index, row.start, stop, row.step, row.where)
         offset = plan.crop_offset
         if options.crop is not None:
