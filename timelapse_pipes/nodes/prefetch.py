@@ -3,7 +3,7 @@
 A prefetch thread hides a batch's reading behind the consumer's work, but every batch it hands
 over costs two thread wake-ups (about 45 µs a round trip on the 2-core benchmark machine), and the
 two threads contend for the GIL. On a batch of four 64x64 frames (about 80 µs to assemble) that
-added about 60 µs, more than reading ahead can hide when the batch itself is that cheap.
+added 60-70 µs, more than reading ahead can hide when the batch itself is that cheap.
 
 :class:`AdaptivePrefetcher` assembles batches in the calling thread while they are fast and starts
 reading ahead, for the rest of the iteration, as soon as each of the last three batches (after the
