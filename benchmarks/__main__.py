@@ -56,7 +56,16 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
 
-    from . import crops, decoders, frames, memory, resume, scaling, small_frames, startup
+    from . import (
+        crops,
+        decoders,
+        frames,
+        memory,
+        resume,
+        scaling,
+        small_frames,
+        startup,
+    )
     from .measure import clock, log
     from .report import load_average, machine_info, render
     from .settings import preset

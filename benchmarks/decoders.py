@@ -23,8 +23,14 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from timelapse_pipes import decode
-from timelapse_pipes.chunked import ChunkedSource, axis_runs, read_chunked, read_file, wanted_indices
+from timelapse_pipes.reading.fast import threads as decode
+from timelapse_pipes.reading.fast.chunked import (
+    ChunkedSource,
+    axis_runs,
+    read_chunked,
+    read_file,
+    wanted_indices,
+)
 
 from .data import frame_pixels
 from .measure import clock, fmt, interleave, log, median, ratio
@@ -88,7 +94,7 @@ def _frame_coords(source: ChunkedSource, t: int) -> tuple[list[Sequence[int]], l
 def _encoded(source: Any, coords: tuple[int, ...]) -> tuple[Any, Callable[[Any], Any]]:
     """The chunk's encoded bytes (read now) and a function that decodes them like the library does."""
     if hasattr(source, "folder"):  # ZarrChunks
-        from timelapse_pipes.chunked import AXES, scratch
+        from timelapse_pipes.reading.fast.chunked import AXES, scratch
 
         key = source.metadata.encode_chunk_key(tuple(coords[AXES.index(a)] for a in source.dims))
         data = bytes(read_file(os.path.join(source.folder, key)))
@@ -104,7 +110,7 @@ def _encoded(source: Any, coords: tuple[int, ...]) -> tuple[Any, Callable[[Any],
 
 def _read_bytes(source: Any, coords: tuple[int, ...]) -> None:
     if hasattr(source, "folder"):  # ZarrChunks
-        from timelapse_pipes.chunked import AXES
+        from timelapse_pipes.reading.fast.chunked import AXES
 
         read_file(os.path.join(source.folder, source.metadata.encode_chunk_key(
             tuple(coords[AXES.index(a)] for a in source.dims))))
@@ -188,8 +194,8 @@ def _breakdown(source: Any, frames: Sequence[int]) -> dict[str, float]:
 def _zarr_methods(path: str, frames: Sequence[int], threads: int) -> tuple[dict[str, Callable[[], float]], Any]:
     import zarr
 
-    from timelapse_pipes.zarr_chunks import ZarrChunks
-    from timelapse_pipes.zarr_pipeline import with_zarrs, zarrs_installed
+    from timelapse_pipes.reading.fast.zarr import ZarrChunks
+    from timelapse_pipes.reading.fast.zarrs import with_zarrs, zarrs_installed
 
     array = zarr.open_array(path, mode="r")
     tuned = {"async.concurrency": 64, "codec_pipeline.batch_size": 64}
@@ -213,7 +219,7 @@ def _tiff_methods(path: str, frames: Sequence[int], threads: int) -> tuple[dict[
     import tifffile
     import zarr
 
-    from timelapse_pipes.tiff_pages import TiffPages
+    from timelapse_pipes.reading.fast.tiff import TiffPages
 
     tiff = tifffile.TiffFile(path)
     series = tiff.series[0]

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import timelapse_pipes as tp
-from timelapse_pipes import decode
+from timelapse_pipes.reading.fast import threads as decode
 
 from .data import write_manifest, write_ome_tiff, write_ome_zarr
 from .measure import dispose, fmt, interleave, log, median, ratio
@@ -65,7 +65,7 @@ def stream_datasets(settings: Settings, folder: Path, shared: Path | None) -> li
 
 def read_path(path: str) -> str:
     """How the library reads this file: its fast path's class (and zarr codec pipeline)."""
-    from timelapse_pipes.readers import load_reader_class, reader_for_path
+    from timelapse_pipes.reading.readers import load_reader_class, reader_for_path
 
     opened = tp.ReaderCache().get(path, load_reader_class(reader_for_path(path)), 0, 0)
     native = opened.native()

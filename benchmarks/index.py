@@ -208,7 +208,7 @@ def _planning(manifest: str, options: dict | None, index: str | None, rows: int)
     """One process's metadata stage over ``rows`` rows (what every worker of every rank pays per epoch):
     seconds to load the index (None without one), then ms per row."""
     import timelapse_pipes as tp
-    from timelapse_pipes.manifest import read_manifest
+    from timelapse_pipes.config.manifest import read_manifest
 
     manifest_rows = read_manifest(manifest, split=None, storage_options=options).rows[:rows]
     cache, readers = tp.MetadataCache(index, None, options), tp.ReaderCache()

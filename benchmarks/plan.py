@@ -12,8 +12,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from timelapse_pipes.planning import (CropSpec, choose_crop_offset, choose_timepoints, row_for_sample,
-                                      transform_seed)
+from timelapse_pipes.sampling.crops import CropSpec, choose_crop_offset
+from timelapse_pipes.sampling.draws import transform_seeds
+from timelapse_pipes.sampling.rows import row_for_sample
+from timelapse_pipes.sampling.timepoints import choose_timepoints
 
 __all__ = ["PlannedRead", "planned_reads", "check_same_pixels"]
 
@@ -42,7 +44,7 @@ def planned_reads(paths: Sequence[str], frames: Sequence[int], zyx: Sequence[int
             offset = choose_crop_offset(seed, epoch, i, list(zyx), crop)
             region = tuple(slice(o, o + r) for o, r in zip(offset, crop.roi_size))
         reads.append(PlannedRead(i, str(paths[row]), t, region, offset,  # type: ignore[arg-type]
-                                 transform_seed(seed, epoch, i)))
+                                 transform_seeds(seed, epoch, i, 1)[0]))
     return reads
 
 

@@ -10,7 +10,7 @@ import pstats
 from typing import Iterator
 
 import timelapse_pipes as tp
-from timelapse_pipes import decode
+from timelapse_pipes.reading.fast import threads as decode
 
 from .decoders import decode_threads, environment
 from .frames import Dataset

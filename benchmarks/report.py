@@ -101,7 +101,7 @@ def machine_info() -> dict[str, str]:
                     "bioio-nd2", "zarr", "zarrs", "numcodecs", "tifffile", "imagecodecs", "nd2", "dask", "numpy",
                     "monai"):
         info[package] = _version(package)
-    from timelapse_pipes import decode
+    from timelapse_pipes.reading.fast import threads as decode
 
     info["decode threads (num_workers=0 / 1 / 2)"] = " / ".join(str(decode.budget(w)) for w in (0, 1, 2))
     info["load average at start (1/5/15 min)"] = load_average()

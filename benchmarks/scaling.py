@@ -39,7 +39,7 @@ def run(settings: Settings, data: Dataset) -> tuple[list[Table], list[Target]]:
         "the same rounds.",
         "Process workers start through `forkserver` (the `python -m benchmarks` entry point has the "
         "`if __name__ == \"__main__\":` guard this needs); their start-up is in the untimed warm-up.",
-        f"Empty columns are for a run on a bigger machine (e.g. 16 cores: `python -m benchmarks "
-        f"--only scaling --workers 1 2 4 8 16`); this machine has the CPUs listed above.",
+        "Empty columns are for a run on a bigger machine (e.g. 16 cores: `python -m benchmarks "
+        "--only scaling --workers 1 2 4 8 16`); this machine has the CPUs listed above.",
     ]
     return [table], []

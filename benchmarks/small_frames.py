@@ -18,9 +18,10 @@ import numpy as np
 from torchdata.nodes import Batcher, Loader, Mapper
 
 import timelapse_pipes as tp
-from timelapse_pipes.nodes import AdaptivePrefetcher, SampleIndexSource
-from timelapse_pipes.nodes.pipeline import apply_stages
-from timelapse_pipes.planning import SampleKey
+from timelapse_pipes.nodes.prefetch import AdaptivePrefetcher
+from timelapse_pipes.nodes.sample_indices import SampleIndexSource
+from timelapse_pipes.records import SampleKey
+from timelapse_pipes.stages.pipeline import apply_stages
 
 from .measure import clock, dispose, fmt, interleave, log, median
 from .plan import planned_reads
@@ -134,7 +135,7 @@ def run(settings: Settings, shared: Path | None) -> tuple[list[Table], list[Targ
     rows = {"dict_meta": {"path": [str(path)]}}
     batch = settings.batch_size
     samples = settings.nd2_samples
-    prepared = tp.assembly.prepare(rows, split=None, seed=settings.seed, spatial_dims=2,
+    prepared = tp.graph.assembly.prepare(rows, split=None, seed=settings.seed, spatial_dims=2,
                                    samples_per_epoch=samples + 8 * batch)
     reads = planned_reads([str(path)], [ND2_FRAMES], (1, 64, 64), range(8 * batch, 8 * batch + samples),
                           settings.seed)

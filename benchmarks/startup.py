@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Callable
 
 import timelapse_pipes as tp
-from timelapse_pipes.nodes import BioIOLoader, MetadataCacher
+from timelapse_pipes.stages.loading import BioIOLoader
+from timelapse_pipes.stages.metadata import MetadataCacher
 
 from .baselines import MultiDimImageDataset
 from .data import write_manifest, write_ome_zarr

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
 import timelapse_pipes as tp
-from timelapse_pipes import decode
+from timelapse_pipes.reading.fast import threads as decode
 
 from .baselines import RandomCrop, RawReader, bioio_image_loaderd, open_raw, to_batch
 from .measure import clock, dispose
@@ -115,9 +115,9 @@ def baseline_rate(reads: Sequence[PlannedRead], batch_size: int, channels: Seque
                   threads: int = 0, spatial_dims: int = 3,
                   roi: Sequence[int] | None = None) -> Callable[[], float]:
     """Samples/s of baseline 2 (new BioImage per sample, full frame, optional RandSpatialCropd)."""
-    import torch
-
     import threading
+
+    import torch
 
     executor = ThreadPoolExecutor(threads) if threads else None
     local = threading.local()  # one RandSpatialCropd per thread: set_random_state mutates it

@@ -21,7 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
-from tests.real_data import ENV_MIRROR, REGISTRY_PATH, SIBLING_MIRROR, load_registry, mirror_files, sha256_of
+from tests.real_data import (
+    ENV_MIRROR,
+    REGISTRY_PATH,
+    SIBLING_MIRROR,
+    load_registry,
+    mirror_files,
+    sha256_of,
+)
 
 HEADER = """\
 # The real microscopy sample files the tests read, one line per file: name sha256 url.

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import timelapse_pipes as tp
-from timelapse_pipes.inspect import inspect_manifest
+from timelapse_pipes.cli.inspect import inspect_manifest
 
 ND2 = "nd2/example-timelapse.nd2"            # T53 C1 Z1 64x64 uint16
 OME = "ome-tiff/time-series.ome.tif"          # T7 C1 Z1 167x439 int8

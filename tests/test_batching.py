@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import timelapse_pipes as tp
-from timelapse_pipes.planning import SampleKey
 from tests.helpers import assert_batches_equal, collect
+from timelapse_pipes.records import SampleKey
 
 ND2 = "nd2/example-timelapse.nd2"
 MM = "ome-tiff/181003_multi_pos_time_course_1_MMStack.ome.tif"
@@ -62,7 +62,7 @@ def test_the_batch_buffer_equals_the_per_sample_path(options, shared_data, synth
                           "row": ["x", "y", "z"], "T": ["p", "q", "r"]}}
     if "crop" not in options:  # different frame sizes cannot share a batch without a crop
         rows["dict_meta"] = {k: v[:1] for k, v in rows["dict_meta"].items()}
-    prepared = tp.assembly.prepare(rows, split=None, samples_per_epoch=12, seed=2, **options)
+    prepared = tp.graph.assembly.prepare(rows, split=None, samples_per_epoch=12, seed=2, **options)
     fast = prepared.assemble_batch
     assert not fast.per_sample
     for start in (0, 4, 8):
@@ -82,16 +82,16 @@ def test_different_shapes_in_one_batch_give_collates_message(shared_data):
 
 def test_transforms_and_skips_take_the_per_sample_path(shared_data):
     rows = {"dict_meta": {"path": [str(shared_data / ND2)]}}
-    with_transform = tp.assembly.prepare(rows, split=None, transforms=lambda sample: sample)
-    with_skips = tp.assembly.prepare(rows, split=None, on_error="skip")
-    plain = tp.assembly.prepare(rows, split=None)
+    with_transform = tp.graph.assembly.prepare(rows, split=None, transforms=lambda sample: sample)
+    with_skips = tp.graph.assembly.prepare(rows, split=None, on_error="skip")
+    plain = tp.graph.assembly.prepare(rows, split=None)
     assert with_transform.assemble_batch.per_sample and with_skips.assemble_batch.per_sample
     assert not plain.assemble_batch.per_sample
 
 
 def test_the_frames_of_a_separate_sample_own_their_lists(shared_data):
     rows = {"dict_meta": {"path": [str(shared_data / ND2)]}}
-    prepared = tp.assembly.prepare(rows, split=None, spatial_dims=3, num_timepoints=2, timepoint_layout="separate",
+    prepared = tp.graph.assembly.prepare(rows, split=None, spatial_dims=3, num_timepoints=2, timepoint_layout="separate",
                                    crop={"roi_size": [1, 8, 8]})
     first, second = prepared.pipeline(SampleKey(0, 0))
     for key in ("C", "crop_start", "meta"):

@@ -116,7 +116,7 @@ def test_preview_zstack_tile_is_the_max_projection(shared_data, tmp_path):
     from PIL import Image
 
     from tests.helpers import bioio_reference
-    from timelapse_pipes.preview import stretch
+    from timelapse_pipes.cli.preview import stretch
 
     path = shared_data / "nd2" / "example-zstack.nd2"
     manifest = tmp_path / "m.csv"
@@ -209,7 +209,12 @@ def test_bench_table_and_usage_errors(synthetic, csv_writer, tmp_path):
 
 
 def test_bench_recommendation_prefers_fewer_workers_within_5_percent():
-    from timelapse_pipes.throughput import Measurement, default_worker_counts, recommend, settings
+    from timelapse_pipes.cli.bench import (
+        Measurement,
+        default_worker_counts,
+        recommend,
+        settings,
+    )
 
     def row(method: str, workers: int, samples: int) -> Measurement:
         return Measurement(method, workers, samples, samples, samples * 1000, 1.0, 1, 0.1)
@@ -227,7 +232,7 @@ def test_bench_recommendation_prefers_fewer_workers_within_5_percent():
 
 def test_preview_shows_rows_that_weights_never_draw(shared_data, tmp_path):
     """Preview plans each row's own sample: a weight of 0 keeps a row out of training, not out of view."""
-    from timelapse_pipes.preview import render_preview
+    from timelapse_pipes.cli.preview import render_preview
 
     manifest = tmp_path / "m.csv"
     manifest.write_text("path,weight\n"

@@ -97,7 +97,7 @@ def test_s3_manifest_with_relative_paths_and_staged_nd2(bucket, s3_endpoint, sha
 def test_stage_size_bound_evicts(bucket, s3_endpoint, tmp_path):
     fs, name = bucket
     stage = tmp_path / "stage"
-    from timelapse_pipes.storage import stage_local
+    from timelapse_pipes.reading.storage import stage_local
 
     options = _options(s3_endpoint[1])
     first = stage_local(f"s3://{name}/images/timelapse.nd2", options, str(stage), max_bytes=10**9)
@@ -192,7 +192,7 @@ def test_staging_never_writes_outside_its_folder(tmp_path):
     """A URL with '..' segments (from a manifest) still lands inside the staging folder."""
     import fsspec
 
-    from timelapse_pipes.storage import stage_local
+    from timelapse_pipes.reading.storage import stage_local
 
     memory = fsspec.filesystem("memory")
     memory.pipe("/lab/../../../escape.nd2", b"not really an nd2")

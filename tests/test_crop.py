@@ -7,7 +7,13 @@ import pytest
 from monai.transforms import SpatialCropd
 
 import timelapse_pipes as tp
-from tests.helpers import OpenRecorder, _pixels, bioio_reference, collect, write_ome_zarr
+from tests.helpers import (
+    OpenRecorder,
+    _pixels,
+    bioio_reference,
+    collect,
+    write_ome_zarr,
+)
 
 
 @pytest.mark.parametrize("key", ["zarr_v3", "zarr_v2", "ome_tiff", "czi"])

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from timelapse_pipes.draws import SampleDraws
+from timelapse_pipes.sampling.draws import SampleDraws
 
 KEYS = st.tuples(st.integers(0, 2**40), st.integers(0, 10**6), st.integers(0, 2**40), st.integers(0, 9))
 

@@ -17,10 +17,10 @@ import pytest
 
 import timelapse_pipes as tp
 from tests.helpers import bioio_reference, write_ome_tiff, write_ome_zarr
-from timelapse_pipes import decode
-from timelapse_pipes.chunked import OutShapeError, axis_runs
-from timelapse_pipes.readers import load_reader_class, reader_for_path
-from timelapse_pipes.reading import read_region
+from timelapse_pipes.reading.fast import threads as decode
+from timelapse_pipes.reading.fast.chunked import OutShapeError, axis_runs
+from timelapse_pipes.reading.readers import load_reader_class, reader_for_path
+from timelapse_pipes.reading.regions import read_region
 
 FULL = (slice(None), slice(None), slice(None))
 

@@ -53,7 +53,7 @@ UNREADABLE = [  # (file, scene, what the error must say)
 
 
 def _reader_for(path: str):
-    from timelapse_pipes.readers import load_reader_class, reader_for_path
+    from timelapse_pipes.reading.readers import load_reader_class, reader_for_path
 
     return load_reader_class(reader_for_path(path))
 

@@ -95,7 +95,7 @@ def test_startup_opens_no_image_file(tmp_path, synthetic):
 def test_custom_graph_by_hand(synthetic):
     """Users compose the public nodes themselves: mix two manifests, add their own Mapper."""
     def source(path, seed):
-        prepared = tp.assembly.prepare({"dict_meta": {"path": [str(path)], "split": ["train"]}},
+        prepared = tp.graph.assembly.prepare({"dict_meta": {"path": [str(path)], "split": ["train"]}},
                                        seed=seed, num_timepoints=1, samples_per_epoch=50)
         index = tp.SampleIndexSource(prepared.num_samples, config=prepared.config)
         return Mapper(index, prepared.pipeline)

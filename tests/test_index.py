@@ -19,12 +19,17 @@ import distributed
 import pytest
 
 import timelapse_pipes as tp
-from timelapse_pipes.cache_file import CacheContents, append_entries, parse_cache, write_cache
-from timelapse_pipes.inspect import inspect_manifest
-from timelapse_pipes.manifest import read_manifest
-from timelapse_pipes.metadata import CACHE_VERSION
 from tests.helpers import OpenRecorder, collect
 from tests.test_cloud_s3 import SECRET, _options, s3_endpoint  # noqa: F401 - the moto fixture
+from timelapse_pipes.cli.inspect import inspect_manifest
+from timelapse_pipes.config.manifest import read_manifest
+from timelapse_pipes.reading.cache.file_format import (
+    CACHE_VERSION,
+    CacheContents,
+    append_entries,
+    parse_cache,
+    write_cache,
+)
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -9,7 +9,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import OmegaConf
 
-from timelapse_pipes.lightning import RandomTimelapseDatamodule
+from timelapse_pipes.integrations.lightning import RandomTimelapseDatamodule
 
 pytestmark = [pytest.mark.timeout(300),
               pytest.mark.filterwarnings("ignore::lightning.fabric.utilities.warnings.PossibleUserWarning"),

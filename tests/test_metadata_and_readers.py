@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import timelapse_pipes as tp
-from timelapse_pipes.manifest import read_manifest
 from tests.helpers import collect
+from timelapse_pipes.config.manifest import read_manifest
 
 
 def _metadata_stage(loader: tp.TimelapseLoader) -> tp.MetadataCacher:
@@ -63,7 +63,7 @@ def test_metadata_fields(shared_data):
 def test_reader_cache_is_bounded_and_per_thread(synthetic):
     import threading
 
-    from timelapse_pipes.readers import load_reader_class
+    from timelapse_pipes.reading.readers import load_reader_class
 
     readers = tp.ReaderCache(max_open_files=2)
     zarr = load_reader_class("ome-zarr")
@@ -81,7 +81,7 @@ def test_reader_cache_is_bounded_and_per_thread(synthetic):
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_open_readers_do_not_cross_a_fork(synthetic):
-    from timelapse_pipes.readers import load_reader_class
+    from timelapse_pipes.reading.readers import load_reader_class
 
     readers = tp.ReaderCache()
     readers.get(str(synthetic["zarr_v3"]), load_reader_class("ome-zarr"), 0, 0)
@@ -118,8 +118,8 @@ def test_metadata_and_loading_share_one_reader_cache(synthetic):
 ])
 def test_native_fast_path_is_found_and_equal(shared_data, relative, scene, expected):
     from tests.helpers import bioio_reference
-    from timelapse_pipes.readers import load_reader_class, reader_for_path
-    from timelapse_pipes.reading import read_region
+    from timelapse_pipes.reading.readers import load_reader_class, reader_for_path
+    from timelapse_pipes.reading.regions import read_region
 
     path = str(shared_data / relative)
     opened = tp.ReaderCache().get(path, load_reader_class(reader_for_path(path)), scene, 0)

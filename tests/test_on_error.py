@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import timelapse_pipes as tp
-from timelapse_pipes.nodes.pipeline import is_transient
 from tests.helpers import assert_batches_equal, collect, run_state_round_trip
+from timelapse_pipes.reading.retry import is_transient
 
 
 @pytest.fixture

@@ -11,15 +11,11 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from timelapse_pipes import ConfigError, CropSpec, SampleError
-from timelapse_pipes.options import SampleOptions
-from timelapse_pipes.planning import (
-    MAX_TRANSFORM_SEED,
-    choose_crop_offset,
-    choose_timepoints,
-    resolve_samples_per_epoch,
-    row_for_sample,
-    transform_seed,
-)
+from timelapse_pipes.config.options import SampleOptions
+from timelapse_pipes.sampling.crops import choose_crop_offset
+from timelapse_pipes.sampling.draws import MAX_TRANSFORM_SEED, transform_seeds
+from timelapse_pipes.sampling.rows import resolve_samples_per_epoch, row_for_sample
+from timelapse_pipes.sampling.timepoints import choose_timepoints
 
 PROPERTY_SETTINGS = settings(max_examples=100, deadline=None, database=None)
 
@@ -308,18 +304,18 @@ def test_crop_spec_parse_accepts() -> None:
 @PROPERTY_SETTINGS
 @given(seed=seeds, epoch=epochs, index=indices)
 def test_transform_seed_range_and_determinism(seed: int, epoch: int, index: int) -> None:
-    value = transform_seed(seed, epoch, index)
+    value = transform_seeds(seed, epoch, index, 1)[0]
     assert type(value) is int
     assert 0 <= value < 2**32 - 1
     assert value < MAX_TRANSFORM_SEED
-    assert transform_seed(seed, epoch, index) == value
+    assert transform_seeds(seed, epoch, index, 1)[0] == value
     np.random.RandomState(value)  # accepted by numpy's legacy seeding
 
 
 def test_transform_seed_differs_across_indices() -> None:
-    values = [transform_seed(0, 0, i) for i in range(1000)]
+    values = [transform_seeds(0, 0, i, 1)[0] for i in range(1000)]
     assert len(set(values)) >= 995
-    other_epoch = [transform_seed(0, 1, i) for i in range(1000)]
+    other_epoch = [transform_seeds(0, 1, i, 1)[0] for i in range(1000)]
     assert sum(a != b for a, b in zip(values, other_epoch)) >= 995
 
 

@@ -10,9 +10,10 @@ import pytest
 from torchdata.nodes import Batcher, Loader, Mapper
 
 import timelapse_pipes as tp
-from timelapse_pipes.loader import shutdown_graph
-from timelapse_pipes.nodes import AdaptivePrefetcher, SampleIndexSource
 from tests.helpers import assert_batches_equal, collect
+from timelapse_pipes.graph.loader import shutdown_graph
+from timelapse_pipes.nodes.prefetch import AdaptivePrefetcher
+from timelapse_pipes.nodes.sample_indices import SampleIndexSource
 
 ND2 = "nd2/example-timelapse.nd2"
 SLOW_FROM = 24  # batches whose first sample index is at least this take SLOW_S longer
@@ -37,7 +38,7 @@ def _graph(prepared, prefetch: str | None) -> Loader:
 @pytest.fixture(scope="module")
 def prepared(shared_data):
     rows = {"dict_meta": {"path": [str(shared_data / ND2)] * 3, "start": [0, 5, 20]}}
-    return tp.assembly.prepare(rows, split=None, samples_per_epoch=48, seed=3, spatial_dims=2, num_timepoints=2)
+    return tp.graph.assembly.prepare(rows, split=None, samples_per_epoch=48, seed=3, spatial_dims=2, num_timepoints=2)
 
 
 @pytest.mark.parametrize("prefetch", ["ahead", "never", "switch"])

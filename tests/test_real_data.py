@@ -13,7 +13,14 @@ import pytest
 
 from tests import real_data
 from tests.make_real_data_registry import build, parse_sources
-from tests.real_data import ENV_CACHE, ENV_MIRROR, Entry, RealDataError, RealDataUnavailable, resolve
+from tests.real_data import (
+    ENV_CACHE,
+    ENV_MIRROR,
+    Entry,
+    RealDataError,
+    RealDataUnavailable,
+    resolve,
+)
 
 FILES = {"nd2/a.nd2": b"nikon" * 100, "ome-zarr/s.zarr/.zattrs": b"{}", "ome-zarr/s.zarr/0/0/0": b"\x00\x01" * 50}
 

@@ -8,7 +8,6 @@ import sys
 import textwrap
 
 import pytest
-import torch
 from monai.transforms import Compose, RandFlipd, RandGaussianNoised, RandSpatialCropd
 from torchdata.stateful_dataloader import StatefulDataLoader
 

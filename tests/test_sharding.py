@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from timelapse_pipes import ConfigError, SampleIndexSource, SampleKey, Shard, StateError
-from timelapse_pipes.sharding import resolve_shard, shard_index, shard_length
+from timelapse_pipes.graph.ranks import resolve_shard
+from timelapse_pipes.sampling.sharding import shard_index, shard_length
 
 PROPERTY_SETTINGS = settings(max_examples=100, deadline=None, database=None)
 

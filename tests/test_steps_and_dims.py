@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 from monai.transforms import SpatialCropd
 
 import timelapse_pipes as tp
-from timelapse_pipes.inspect import inspect_manifest
-from timelapse_pipes.planning import choose_timepoints
 from tests.helpers import bioio_reference, collect
+from timelapse_pipes.cli.inspect import inspect_manifest
+from timelapse_pipes.sampling.timepoints import choose_timepoints
 
 ND2 = "nd2/example-timelapse.nd2"      # T53 C1 Z1 64x64 uint16
 OME = "ome-tiff/181003_multi_pos_time_course_1_MMStack.ome.tif"  # T10 C1 Z1 256x256, 2 scenes

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import pickle
-
 from multiprocessing.reduction import ForkingPickler
 
 import numpy as np
@@ -12,7 +11,7 @@ import pytest
 import torch
 import torch.multiprocessing  # noqa: F401  (registers torch's tensor reductions with ForkingPickler)
 
-from timelapse_pipes import transport
+from timelapse_pipes.graph import transport
 
 
 def _cross(batch: dict) -> dict:

@@ -8,6 +8,7 @@ Every error raised on purpose derives from :class:`TimelapsePipesError`::
     ├── ImageReadError       a file that cannot be opened or read (names the file and scene)
     │   └── UnsupportedImageError   readable container, unreadable content (e.g. LIF XZ scans)
     ├── SampleError          a row whose metadata contradicts the manifest (range, channel, scene)
+    ├── BatchShapeError      samples of one batch with different shapes (names two rows and the fixes)
     ├── StateError           a checkpoint that is malformed or belongs to another config
     └── SkipBudgetExceeded   on_error="skip" gave up after too many bad samples
 
@@ -24,6 +25,7 @@ __all__ = [
     "ImageReadError",
     "UnsupportedImageError",
     "SampleError",
+    "BatchShapeError",
     "StateError",
     "SkipBudgetExceeded",
 ]
@@ -51,6 +53,10 @@ class UnsupportedImageError(ImageReadError):
 
 class SampleError(TimelapsePipesError, ValueError):
     """A manifest row does not fit the image it points at (range, channel, scene, level)."""
+
+
+class BatchShapeError(TimelapsePipesError, ValueError):
+    """Samples of one batch have different shapes, so they cannot be stacked."""
 
 
 class StateError(TimelapsePipesError, ValueError):

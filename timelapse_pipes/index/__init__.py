@@ -4,7 +4,7 @@
 * :mod:`.tasks`: what one dask task does with a batch of files;
 * :mod:`.cluster`: which cluster (a client, a scheduler address, or a LocalCluster).
 
-The index file's format is :mod:`timelapse_pipes.cache_file`; loaders read it through
+The index file's format is :mod:`timelapse_pipes.reading.cache.file_format`; loaders read it through
 :class:`timelapse_pipes.MetadataCache`.
 """
 

@@ -22,14 +22,20 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from ..cache_file import CacheContents, append_entries, key_fields, read_cache, write_cache
+from ..config.checks import check_row_fits, inspect_options, problem, problem_lines
+from ..config.manifest import Manifest, ManifestColumns, read_manifest
+from ..config.options import SampleOptions
 from ..errors import ConfigError, TimelapsePipesError
-from ..inspect import inspect_options, problem, problem_lines
-from ..manifest import Manifest, ManifestColumns, read_manifest
-from ..metadata import CACHE_VERSION, ImageMetadata
-from ..nodes.metadata_cacher import check_row_fits
-from ..options import SampleOptions
-from ..storage import is_remote, redact
+from ..reading.cache.file_format import (
+    CACHE_VERSION,
+    CacheContents,
+    append_entries,
+    key_fields,
+    read_cache,
+    write_cache,
+)
+from ..reading.storage import is_remote, redact
+from ..records import ImageMetadata
 from .cluster import dask_client
 from .tasks import FileResult, FileTask, TaskSettings, index_files, row_key
 

@@ -14,14 +14,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, TypeVar
 
-from ..cache_file import cache_key
+from ..config.checks import check_metadata, check_row, problem
+from ..config.options import SampleOptions
 from ..errors import SampleError
-from ..inspect import check_metadata, check_row, problem
-from ..manifest import ManifestRow
-from ..metadata import MetadataCache, file_signature
-from ..nodes.pipeline import retry_transient
-from ..options import SampleOptions
-from ..readers import ReaderCache
+from ..reading.cache.file_format import cache_key
+from ..reading.cache.metadata_cache import MetadataCache
+from ..reading.metadata import file_signature
+from ..reading.readers import ReaderCache
+from ..reading.retry import retry_transient
+from ..records import ManifestRow
 
 __all__ = ["TaskSettings", "FileTask", "FileResult", "index_files", "index_file", "row_key"]
 

@@ -1,25 +1,13 @@
-"""The public nodes and stages of the graph, one per module, in pipeline order."""
+"""The library's own ``torchdata.nodes.BaseNode`` subclasses, one per module.
 
-from .sample_indices import SampleIndexSource
-from .manifest_rows import ManifestRowPlanner
-from .metadata_cacher import MetadataCacher
-from .timepoint_sampler import TimepointSampler
-from .bioio_loader import BioIOLoader
-from .transform import SeededTransform
-from .pipeline import SamplePipeline
-from .collate import collate_samples
-from .batch_assembler import BatchAssembler
+* :class:`SampleIndexSource`: the epoch's sample keys for this rank, resumable from a small dict;
+* :class:`AdaptivePrefetcher`: builds batches inline, and reads ahead in a thread only when they are slow.
+
+The per-sample work is done by plain callables (:mod:`timelapse_pipes.stages`) that these nodes
+and torchdata's own ``Mapper`` / ``ParallelMapper`` / ``Batcher`` run.
+"""
+
 from .prefetch import AdaptivePrefetcher
+from .sample_indices import SampleIndexSource
 
-__all__ = [
-    "SampleIndexSource",
-    "ManifestRowPlanner",
-    "MetadataCacher",
-    "TimepointSampler",
-    "BioIOLoader",
-    "SeededTransform",
-    "SamplePipeline",
-    "collate_samples",
-    "BatchAssembler",
-    "AdaptivePrefetcher",
-]
+__all__ = ["AdaptivePrefetcher", "SampleIndexSource"]

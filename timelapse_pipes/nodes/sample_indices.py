@@ -11,10 +11,10 @@ from typing import Any, Mapping
 
 from torchdata.nodes import BaseNode
 
+from ..config.fingerprint import summary_differences
 from ..errors import StateError
-from ..options import summary_differences
-from ..planning import SampleKey
-from ..sharding import Shard, shard_index, shard_length
+from ..records import SampleKey
+from ..sampling.sharding import Shard, shard_index, shard_length
 
 __all__ = ["SampleIndexSource", "STATE_VERSION"]
 
