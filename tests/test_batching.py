@@ -74,10 +74,17 @@ def test_the_batch_buffer_equals_the_per_sample_path(options, shared_data, synth
         assert batch["raw"].is_contiguous() and batch["raw"].dtype == getattr(torch, np.dtype(prepared.options.dtype).name)
 
 
-def test_different_shapes_in_one_batch_give_collates_message(shared_data):
+@pytest.mark.parametrize("transform", [None, lambda sample: sample], ids=["batch buffer", "per sample"])
+def test_different_shapes_in_one_batch_name_both_rows_and_the_fixes(shared_data, transform):
     rows = {"dict_meta": {"path": [str(shared_data / ND2), str(shared_data / MM)]}}
-    with pytest.raises(ValueError, match=r"cannot batch samples of shapes \[\(1, 1, 64, 64\), \(1, 1, 256, 256\)\]"):
-        collect(tp.build_loader(rows, split=None, spatial_dims=3, batch_size=2, samples_per_epoch=2))
+    loader = tp.build_loader(rows, split=None, spatial_dims=3, batch_size=2, samples_per_epoch=2, transforms=transform)
+    with pytest.raises(tp.BatchShapeError) as caught:
+        collect(loader)
+    message = str(caught.value)
+    assert isinstance(caught.value, ValueError)  # code written against builtins keeps working
+    for name, shape in ((ND2, "[1, 1, 64, 64]"), (MM, "[1, 1, 256, 256]")):
+        assert f"{shared_data / name}" in message and shape in message, message
+    assert "row" in message and "batch_size=1" in message and "crop" in message and "resize" in message
 
 
 def test_transforms_and_skips_take_the_per_sample_path(shared_data):

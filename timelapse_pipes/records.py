@@ -45,6 +45,10 @@ class ManifestRow:
         """Human pointer used in every error message about this row."""
         return f"{self.source} row {self.row}"
 
+    def describe(self, scene: str | None = None) -> str:
+        """The row, its file and (given) its scene, e.g. ``manifest.csv row 3 (a.nd2, scene 'Image:0')``."""
+        return f"{self.where} ({self.path})" if scene is None else f"{self.where} ({self.path}, scene {scene!r})"
+
     def key(self) -> list[Any]:
         """The fields that decide what this row yields (used in fingerprints)."""
         key = [self.path, self.channels, self.scene, self.resolution, self.start, self.stop,

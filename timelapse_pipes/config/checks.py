@@ -46,13 +46,13 @@ def check_row(row: ManifestRow, metadata: ImageMetadata, readers: ReaderCache, o
                         metadata.resolution, storage_options, reader_options(metadata.reader, metadata.dims))
     order = read_order(row.time_axis or "T", metadata.has_samples_axis)
     read_region(image, order, [row.start], [0], (slice(0, 1), slice(0, 1), slice(0, 1)),
-                where=f"{row.where} ({row.path}, scene {metadata.scene!r})")
+                where=row.describe(metadata.scene))
 
 
 def problem(row: ManifestRow, error: BaseException, storage_options: Any = None) -> dict[str, Any]:
     """A report's problem entry; an unexpected error type is named, and secrets are redacted."""
     message = str(error) if isinstance(error, TimelapsePipesError) else \
-        f"{row.where} ({row.path}): {type(error).__name__}: {error}"
+        f"{row.describe()}: {type(error).__name__}: {error}"
     return {ROW_KEY: row.row, PATH_KEY: row.path, ERROR_KEY: redact(message, storage_options)}
 
 
@@ -64,7 +64,7 @@ def check_row_fits(row: ManifestRow, metadata: ImageMetadata, options: SampleOpt
     """Raise :class:`SampleError` naming the row when it asks for what the image lacks."""
     time_axis = row.time_axis or options.time_axis
     dims = effective_dims(metadata, time_axis)
-    where = f"{row.where} ({row.path}, scene {metadata.scene!r})"
+    where = row.describe(metadata.scene)
     if row.channels is not None and max(row.channels) >= dims["C"]:
         raise SampleError(
             f"{where}: channel {max(row.channels)} is out of range; the image has {dims['C']} "

@@ -15,6 +15,7 @@ import numpy as np
 from ..config.options import dtype_name
 from ..reading.readers import ReaderCache, load_reader_class, reader_for_path
 from ..reading.regions import read_region
+from ..records import AXES
 
 __all__ = ["BioIOImageLoaderd"]
 
@@ -52,7 +53,7 @@ class BioIOImageLoaderd:
             scene = list(image.image.scenes).index(scene)
         image = _READERS.get(path, reader_class, scene, int(out.get("resolution", 0)), self.fs_kwargs)
         timepoints = _as_list(out.get("T")) or [0]
-        pixels = read_region(image, "TCZYX", timepoints, _as_list(out.get("C")), (slice(None),) * 3,
+        pixels = read_region(image, AXES, timepoints, _as_list(out.get("C")), (slice(None),) * 3,
                              where=path).astype(self.dtype, copy=False)
         out[self.out_key] = pixels[0] if len(timepoints) == 1 else pixels
         return out

@@ -14,7 +14,15 @@ from ..errors import ImageReadError, SampleError
 from ..records import AXES, ImageMetadata, ManifestRow
 from .frame_times import read_frame_times
 from .readers import ReaderCache, load_reader_class, reader_for_path
-from .storage import check_remote, options_for, redact
+from .storage import (
+    check_remote,
+    file_not_found,
+    is_remote,
+    local_path,
+    options_for,
+    redact,
+    remote_version,
+)
 
 __all__ = ["discover_reader", "file_signature", "read_metadata"]
 
@@ -36,7 +44,7 @@ def discover_reader(path: str, fs_kwargs: Mapping[str, Any] | None) -> type:
         _DISCOVERED[path] = type(BioImage(path, fs_kwargs=options_for(path, fs_kwargs)).reader)
         return _DISCOVERED[path]
     except FileNotFoundError:
-        raise ImageReadError(f"{path}: file not found; fix the manifest path.") from None
+        raise file_not_found(path) from None
     except Exception as exc:
         raise ImageReadError(
             f"{path}: no installed bioio reader can open it ({type(exc).__name__}: {redact(str(exc), fs_kwargs)}). "
@@ -108,17 +116,16 @@ def read_metadata(row: ManifestRow, readers: ReaderCache, reader: str | None = N
 
 def file_signature(path: str, fs_kwargs: Mapping[str, Any] | None = None) -> str:
     """``size|mtime`` (or ETag) of a file; for a zarr folder, of its root metadata document."""
-    if "://" not in path:
-        target = path
+    if not is_remote(path):
+        target = local_path(path)
         for name in ("zarr.json", ".zattrs", ".zgroup"):
-            if os.path.isfile(os.path.join(path, name)):
-                target = os.path.join(path, name)
+            if os.path.isfile(os.path.join(target, name)):
+                target = os.path.join(target, name)
                 break
         try:
             stat = os.stat(target)
         except FileNotFoundError:
-            raise ImageReadError(f"{path}: file not found; fix the manifest path.") from None
+            raise file_not_found(path) from None
         return f"{stat.st_size}|{stat.st_mtime_ns}"
     info = check_remote(path, fs_kwargs)
-    tag = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified") or ""
-    return f"{info.get('size', '')}|{tag}"
+    return f"{info.get('size', '')}|{remote_version(info)}"

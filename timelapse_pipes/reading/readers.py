@@ -25,6 +25,7 @@ from ..errors import ConfigError, ImageReadError
 from .storage import (
     LOCAL_ONLY_READERS,
     check_remote,
+    file_not_found,
     is_remote,
     options_for,
     redact,
@@ -204,7 +205,7 @@ def open_image(path: str, reader_class: type, scene_index: int = 0, level: int =
             check_remote(path, fs_kwargs)
             options = options_for(path, fs_kwargs)
     elif "::" not in path and not os.path.exists(path):
-        raise ImageReadError(f"{path}: file not found; fix the manifest path.")
+        raise file_not_found(path)
     try:
         image = BioImage(source, reader=reader_class, fs_kwargs=options, **dict(reader_kwargs or {}))
         if scene_index:
@@ -212,7 +213,7 @@ def open_image(path: str, reader_class: type, scene_index: int = 0, level: int =
         if level:
             image.set_resolution_level(level)
     except FileNotFoundError:
-        raise ImageReadError(f"{path}: file not found; fix the manifest path.") from None
+        raise file_not_found(path) from None
     except Exception as exc:  # reader plugins raise anything; name the file and the cause
         hint = ""
         if type(exc).__name__ == "UnsupportedFileFormatError":

@@ -7,6 +7,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import ImageReadError, UnsupportedImageError
+from ..records import AXES
 from .fast.chunked import OutShapeError, check_out
 from .readers import OpenImage
 
@@ -34,7 +35,7 @@ def read_region(image: OpenImage, order: str, timepoints: Sequence[int],
     it is returned; the native fast paths decode straight into it (one copy). Without ``out`` the
     pixels come back in the file's dtype.
     """
-    native = image.native() if order == "TCZYX" else None
+    native = image.native() if order == AXES else None
     samples = order.endswith("S")
     try:
         if native is not None:

@@ -27,6 +27,7 @@ from ..errors import ImageReadError
 __all__ = ["is_remote", "protocol_of", "options_for", "redact", "check_remote", "stage_local",
            "LOCAL_ONLY_READERS", "DEFAULT_STAGE_DIR"]
 
+FIX_PATH = "fix the manifest path."
 LOCAL_ONLY_READERS = ("bioio_czi", "bioio_nd2", "bioio_lif")
 DEFAULT_STAGE_DIR = os.path.join(tempfile.gettempdir(), "timelapse-pipes-stage")
 _PROTOCOL_ALIASES = {"s3a": "s3", "gcs": "gs", "abfs": "az", "abfss": "az", "adl": "az", "https": "http"}
@@ -36,7 +37,23 @@ _stage_lock = threading.Lock()
 
 
 def is_remote(path: str) -> bool:
+    """True for a URL that fsspec opens over a network; local paths and ``file://`` URLs are local."""
     return "://" in path and not path.startswith("file://")
+
+
+def local_path(path: str) -> str:
+    """A local path or ``file://`` URL as a plain path."""
+    return path[len("file://"):] if path.startswith("file://") else path
+
+
+def file_not_found(path: str) -> ImageReadError:
+    """The one error for a manifest path that points at nothing."""
+    return ImageReadError(f"{path}: file not found; {FIX_PATH}")
+
+
+def remote_version(info: Mapping[str, Any]) -> str:
+    """What tells one version of a remote object from another: its ETag, else its modification time."""
+    return str(info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified") or "")
 
 
 def protocol_of(path: str) -> str:
@@ -82,7 +99,7 @@ def check_remote(path: str, storage_options: Mapping[str, Any] | None) -> dict[s
         fs, stripped = fsspec.core.url_to_fs(path, **options)
         return dict(fs.info(stripped))
     except FileNotFoundError:
-        raise ImageReadError(f"{path}: not found (no such bucket or key); fix the manifest path.") from None
+        raise ImageReadError(f"{path}: not found (no such bucket or key); {FIX_PATH}") from None
     except PermissionError as exc:
         raise ImageReadError(
             f"{path}: access denied ({redact(str(exc), storage_options)}); check the credentials in "
@@ -96,7 +113,7 @@ def stage_local(path: str, storage_options: Mapping[str, Any] | None, stage_dir:
                 max_bytes: int | None = None) -> str:
     """Copy a remote file into the staging folder once (keyed by URL and ETag/size); return its path."""
     info = check_remote(path, storage_options)
-    tag = str(info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("size"))
+    tag = remote_version(info) or str(info.get("size"))
     folder = stage_dir or DEFAULT_STAGE_DIR
     os.makedirs(folder, exist_ok=True)
     digest = hashlib.sha256(f"{path}|{tag}".encode()).hexdigest()[:24]

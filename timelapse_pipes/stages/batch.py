@@ -15,8 +15,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from ..records import SampleKey
-from .collate import collate_samples
+from ..errors import BatchShapeError
+from ..records import SampleKey, SamplePlan
+from .collate import collate_samples, mixed_shapes_message
 from .loading import BioIOLoader
 from .pipeline import SamplePipeline, apply_stages
 
@@ -33,13 +34,24 @@ class BatchAssembler:
         self.loader = loader
         self.per_sample = per_sample
 
+    def _describe(self, sample: dict[str, Any]) -> str:
+        """A sample's manifest row and file, for errors (its ``row`` field indexes the manifest)."""
+        manifest = getattr(self.plan_stages[0], "manifest", None) if self.plan_stages else None
+        row = sample.get("row")
+        if manifest is not None and isinstance(row, int) and 0 <= row < len(manifest):
+            return manifest[row].describe()
+        return f"row index {row} ({sample.get('original_path')})"
+
     def __call__(self, keys: Sequence[SampleKey]) -> dict[str, Any]:
         if self.per_sample:
-            return collate_samples([self.pipeline(key) for key in keys])
+            return collate_samples([self.pipeline(key) for key in keys], self._describe)
         plans = [apply_stages(key, self.plan_stages) for key in keys]
         shapes = [self.loader.read_shape(plan) for plan in plans]
-        if len(set(shapes)) > 1:  # the per-sample path raises collate's message naming the shapes
-            return collate_samples([self.loader(plan) for plan in plans])
+        if len(set(shapes)) > 1:
+            other = next(n for n, shape in enumerate(shapes) if shape != shapes[0])
+            raise BatchShapeError(mixed_shapes_message(
+                _where(plans[0]), self.loader.sample_shape(shapes[0]),
+                _where(plans[other]), self.loader.sample_shape(shapes[other])))
         frames = shapes[0][0] if self.loader.options.timepoint_layout == "separate" else 1
         sample_shape = self.loader.sample_shape(shapes[0])
         pixels = np.empty((len(plans) * frames,) + sample_shape, dtype=self.loader.options.dtype)
@@ -52,3 +64,7 @@ class BatchAssembler:
         batch = self.loader.batch_fields(plans)
         batch[self.loader.options.out_key] = torch.from_numpy(pixels)
         return batch
+
+
+def _where(plan: SamplePlan) -> str:
+    return plan.row.describe()

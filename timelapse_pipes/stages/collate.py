@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
-__all__ = ["collate_samples", "collate_values"]
+from ..errors import BatchShapeError
+
+__all__ = ["collate_samples", "collate_values", "mixed_shapes_message"]
 
 
 def collate_values(values: list[Any]) -> Any:
@@ -15,12 +17,10 @@ def collate_values(values: list[Any]) -> Any:
     tensors, anything else kept as a list."""
     first = values[0]
     if isinstance(first, (torch.Tensor, np.ndarray)):
-        shapes = {tuple(v.shape) for v in values}
-        if len(shapes) > 1:
-            raise ValueError(
-                f"cannot batch samples of shapes {sorted(shapes)}; use batch_size=1, a crop "
-                f"(crop={{'roi_size': [...]}}), the same channels per row, or a resizing transform."
-            )
+        shapes = [tuple(v.shape) for v in values]
+        if len(set(shapes)) > 1:
+            first, other = 0, next(n for n, shape in enumerate(shapes) if shape != shapes[0])
+            raise BatchShapeError(mixed_shapes_message(f"sample {first}", shapes[first], f"sample {other}", shapes[other]))
         if isinstance(first, torch.Tensor):
             return torch.stack(values)
         return torch.from_numpy(np.stack(values))
@@ -39,14 +39,46 @@ def _int64(values: list[Any]) -> torch.Tensor:
     return torch.from_numpy(np.array(values, dtype=np.int64))
 
 
-def collate_samples(samples: Sequence[Any]) -> dict[str, Any]:
+def collate_samples(samples: Sequence[Any], describe: Callable[[dict[str, Any]], str] | None = None) -> dict[str, Any]:
     """Collate sample dicts; lists of dicts (the "separate" layout) are flattened first.
 
     ``raw`` becomes a ``[B, ...]`` tensor, ``T``/``C`` ``[B, n]`` int tensors when lengths agree,
-    strings and ``meta`` stay lists.
+    strings and ``meta`` stay lists. Samples of different shapes raise :class:`BatchShapeError`
+    naming two of them: by ``describe(sample)`` when given, else by their ``row`` and ``original_path``.
     """
     flat: list[dict[str, Any]] = []
     for sample in samples:
         flat.extend(sample if isinstance(sample, list) else [sample])
     keys = flat[0].keys()
-    return {key: collate_values([s[key] for s in flat]) for key in keys}
+    batch = {}
+    for key in keys:
+        values = [s[key] for s in flat]
+        try:
+            batch[key] = collate_values(values)
+        except BatchShapeError:
+            raise BatchShapeError(_name_mixed_samples(flat, values, describe)) from None
+    return batch
+
+
+def mixed_shapes_message(first: str, first_shape: tuple[int, ...], other: str, other_shape: tuple[int, ...]) -> str:
+    """Why two samples cannot share a batch, naming both and the three fixes."""
+    return (f"cannot batch samples of different shapes: {first} has shape {list(first_shape)} but {other} has "
+            f"{list(other_shape)}; use batch_size=1, a crop (crop={{'roi_size': [...]}}) so every sample has "
+            f"one size, or a transform that resizes every sample to one shape.")
+
+
+def _name_mixed_samples(samples: list[dict[str, Any]], values: list[Any],
+                        describe: Callable[[dict[str, Any]], str] | None) -> str:
+    """The mixed-shape message naming the two samples by their manifest row and file, where known."""
+    shapes = [tuple(getattr(v, "shape", ())) for v in values]
+    other = next(n for n, shape in enumerate(shapes) if shape != shapes[0])
+
+    def name(n: int) -> str:
+        sample = samples[n]
+        if describe is not None:
+            return describe(sample)
+        if "row" in sample and "original_path" in sample:
+            return f"manifest row index {sample['row']} ({sample['original_path']})"
+        return f"sample {n} of the batch"
+
+    return mixed_shapes_message(name(0), shapes[0], name(other), shapes[other])

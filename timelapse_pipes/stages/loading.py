@@ -11,6 +11,7 @@ from ..reading.readers import OpenImage, ReaderCache
 from ..reading.regions import crop_slices, read_region
 from ..records import SamplePlan
 from .collate import collate_values
+from .fields import field_columns, sample_entries
 from .row_layout import RowLayout
 
 __all__ = ["BioIOLoader", "Sample"]
@@ -91,47 +92,17 @@ class BioIOLoader:
 
     def fields(self, plan: SamplePlan) -> Sample | list[Sample]:
         """Everything of the sample but its pixels (one dict per frame for the "separate" layout)."""
-        layout, timepoints = self.layout(plan), plan.timepoints
-        assert timepoints is not None
-        base = self._fields(plan, layout)
-        times, interval = layout.frame_times(timepoints), layout.time_interval_s
-        if self.options.timepoint_layout == "separate":  # each frame's dict owns its lists
-            return [{**(base if k == 0 else self._fields(plan, layout)), "T": [t],
-                     "meta": _sample_meta(layout.meta, None if times is None else [times[k]], interval)}
-                    for k, t in enumerate(timepoints)]
-        return {**base, "T": list(timepoints), "meta": _sample_meta(layout.meta, times, interval)}
+        separate = self.options.timepoint_layout == "separate"
+        entries = sample_entries(plan, self.layout(plan), separate)
+        columns = field_columns(entries)
+        items = [{name: values[n] for name, values in columns.items()} for n in range(len(entries))]
+        return items if separate else items[0]
 
     def batch_fields(self, plans: Sequence[SamplePlan]) -> dict[str, Any]:
-        """``collate_samples`` of the plans' :meth:`fields`, built column by column: the same keys in
-        the same order and the same values, without a dict per sample."""
-        layouts = [self.layout(plan) for plan in plans]
-        timepoints = [list(plan.timepoints) for plan in plans]  # type: ignore[arg-type]
-        times = [layout.frame_times(frames) for layout, frames in zip(layouts, timepoints)]
-        if self.options.timepoint_layout == "separate":  # one entry per frame
-            counts = [len(frames) for frames in timepoints]
-            times = [None if each is None else [each[k]] for each, n in zip(times, counts) for k in range(n)]
-            timepoints = [[t] for frames in timepoints for t in frames]
-            plans = [plan for plan, n in zip(plans, counts) for _ in range(n)]
-            layouts = [layout for layout, n in zip(layouts, counts) for _ in range(n)]
-        columns: dict[str, list[Any]] = {
-            "original_path": [plan.row.path for plan in plans],
-            "C": [list(layout.channels) for layout in layouts],
-            "scene": [layout.metadata.scene for layout in layouts],
-            "resolution": [layout.metadata.resolution for layout in layouts],
-            "sample_index": [plan.key.index for plan in plans],
-            "epoch": [plan.key.epoch for plan in plans],
-            "row": [plan.row_index for plan in plans],
-            "meta": [],  # filled last (it follows the extras), in this position
-        }
-        if plans[0].crop_offset is not None:
-            columns["crop_start"] = [list(plan.crop_offset) for plan in plans]  # type: ignore[arg-type]
-        if plans[0].row.extras:  # the same columns on every row; later ones win, as update does
-            extras = [dict(plan.row.extras) for plan in plans]
-            for name, _ in plans[0].row.extras:
-                columns[name] = [each[name] for each in extras]
-        columns["T"] = timepoints
-        columns["meta"] = [_sample_meta(layout.meta, each, layout.time_interval_s) for layout, each in zip(layouts, times)]
-        return {key: collate_values(values) for key, values in columns.items()}
+        """``collate_samples`` of the plans' :meth:`fields`: the same columns, collated one by one."""
+        separate = self.options.timepoint_layout == "separate"
+        entries = [entry for plan in plans for entry in sample_entries(plan, self.layout(plan), separate)]
+        return {name: collate_values(values) for name, values in field_columns(entries).items()}
 
     def attach(self, fields: Sample | list[Sample], data: np.ndarray) -> Sample | list[Sample]:
         """The sample(s): ``fields`` plus the ``(T, C, Z, Y, X)`` pixels in the sample's layout."""
@@ -149,32 +120,3 @@ class BioIOLoader:
         if self.options.timepoint_layout == "separate" or self.options.num_timepoints == 1:
             return frame
         return read_shape[:1] + frame
-
-    @staticmethod
-    def _fields(plan: SamplePlan, layout: RowLayout) -> Sample:
-        metadata, row = layout.metadata, plan.row
-        fields: Sample = {
-            "original_path": row.path,
-            "C": list(layout.channels),
-            "scene": metadata.scene,
-            "resolution": metadata.resolution,
-            "sample_index": plan.key.index,
-            "epoch": plan.key.epoch,
-            "row": plan.row_index,
-            "meta": None,  # the sample's own, with its frame times: set by fields()
-        }
-        if plan.crop_offset is not None:
-            fields["crop_start"] = list(plan.crop_offset)
-        if row.extras:
-            fields.update(row.extras)
-        return fields
-
-
-def _sample_meta(meta: dict[str, Any], times: list[float] | None, interval: float | None) -> dict[str, Any]:
-    """A sample's own ``meta``: a copy of its layout's fixed part (lists included), plus ``time_s``
-    (each returned frame, seconds from the first frame) and ``time_interval_s`` (the file's nominal
-    interval); both None where the file has no timing."""
-    names = meta["channel_names"]
-    return {"physical_pixel_sizes": list(meta["physical_pixel_sizes"]),
-            "channel_names": None if names is None else list(names), "dtype": meta["dtype"],
-            "reader": meta["reader"], "time_s": times, "time_interval_s": interval}

@@ -52,7 +52,7 @@ class RowLayout:
             czyx=(returned,) + zyx,  # type: ignore[arg-type]
             frame_zyx=frame,  # type: ignore[arg-type]
             roi_zyx=roi, has_time=order[0] == "T",
-            where=f"{row.where} ({row.path}, scene {metadata.scene!r})",
+            where=row.describe(metadata.scene),
             reader_class=load_reader_class(metadata.reader),
             reader_kwargs=reader_options(metadata.reader, metadata.dims),
             meta={

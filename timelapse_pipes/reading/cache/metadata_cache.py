@@ -21,7 +21,7 @@ from ...errors import ConfigError
 from ...records import ImageMetadata, ManifestRow
 from ..metadata import file_signature, read_metadata
 from ..readers import ReaderCache
-from ..storage import is_remote, redact, stage_local
+from ..storage import FIX_PATH, is_remote, local_path, redact, stage_local
 from .file_format import (
     CACHE_VERSION,
     CacheContents,
@@ -55,8 +55,8 @@ class MetadataCache:
     def __init__(self, persist_path: str | os.PathLike | None = None, reader: str | None = None,
                  fs_kwargs: Mapping[str, Any] | None = None, verify: bool | None = None) -> None:
         self.persist_path = None if persist_path is None else os.fspath(persist_path)
-        if self.persist_path is not None and self.persist_path.startswith("file://"):
-            self.persist_path = self.persist_path[len("file://"):]
+        if self.persist_path is not None:
+            self.persist_path = local_path(self.persist_path)
         self.reader = reader
         self.fs_kwargs = dict(fs_kwargs or {})
         self.verify = verify
@@ -190,4 +190,4 @@ def _read_index_url(url: str, fs_kwargs: Mapping[str, Any]) -> CacheContents:
 
 
 def _cause(error: BaseException, fs_kwargs: Mapping[str, Any]) -> str:
-    return redact(str(error), fs_kwargs).replace("; fix the manifest path.", "")
+    return redact(str(error), fs_kwargs).replace(f"; {FIX_PATH}", "")

@@ -6,14 +6,17 @@ shape is what bioio reports, so a fast path never reads a different layout than 
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence
+import os
+from typing import Any, Callable, Protocol, Sequence, TypeVar
 
 import numpy as np
 
 from ...records import AXES
 from .chunked import check_out
 
-__all__ = ["AXES", "NativeArray", "PixelSource", "agrees"]
+Handle = TypeVar("Handle")
+
+__all__ = ["NativeArray", "PixelSource", "agrees", "open_local"]
 
 
 class PixelSource(Protocol):
@@ -84,3 +87,14 @@ def agrees(dims: str, fixed: dict[str, int], shape: Sequence[int], reported: dic
         return False
     sizes = {axis: size for axis, size in zip(dims, shape) if axis not in fixed}
     return all(reported.get(axis, 1) == sizes.get(axis, 1) for axis in AXES)
+
+
+def open_local(path: str, opener: Callable[[str], Handle]) -> Handle | None:
+    """``opener(path)`` for a local file, kept open by the fast path; None for a remote or staged
+    file (bioio's path reads those) or one the opener refuses."""
+    if not os.path.isfile(path):
+        return None
+    try:
+        return opener(path)
+    except Exception:
+        return None

@@ -17,12 +17,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ...records import AXES
 from .threads import run_all
 
 __all__ = ["ChunkedSource", "OutShapeError", "check_out", "axis_runs", "wanted_indices", "read_chunked",
            "scratch", "read_file", "to_tczyx"]
 
-AXES = "TCZYX"
 Run = tuple[slice, slice]  # (slice within the chunk, slice of the output)
 _local = threading.local()
 _BYTES = np.dtype(np.uint8)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any, Sequence
 
 import numpy as np
 
+from ...records import AXES
+from .base import open_local
 from .chunked import check_out
 
 __all__ = ["ND2Frames", "nd2_native"]
@@ -22,7 +23,7 @@ class ND2Frames:
         self.all_channels = list(range(channels))
         self.depth = max(z for _, z in frames) + 1
         self.yx = (int(handle.sizes["Y"]), int(handle.sizes["X"]))
-        self.dims = "TCZYX"
+        self.dims = AXES
 
     def close(self) -> None:
         """Close the kept-open ``ND2File``."""
@@ -78,13 +79,8 @@ class ND2Frames:
 
 def nd2_native(image: Any, path: str) -> ND2Frames | None:
     """Frames of the image's current scene from a kept-open ``ND2File``; None for remote files or unusual axes."""
-    if not os.path.isfile(path):  # remote or staged: bioio's path
-        return None
-    try:
-        import nd2
-
-        handle = nd2.ND2File(path)
-    except Exception:
+    handle = open_local(path, _open_nd2_file)
+    if handle is None:
         return None
     try:
         sizes = dict(handle.sizes)
@@ -105,3 +101,9 @@ def nd2_native(image: Any, path: str) -> ND2Frames | None:
         handle.close()
         return None
     return ND2Frames(handle, frames, expected["C"])
+
+
+def _open_nd2_file(path: str) -> Any:
+    import nd2
+
+    return nd2.ND2File(path)

@@ -17,8 +17,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .base import NativeArray, PixelSource, agrees
-from .chunked import AXES, ChunkedSource, read_chunked, wanted_indices
+from ...records import AXES
+from .base import NativeArray, PixelSource, agrees, open_local
+from .chunked import ChunkedSource, read_chunked, wanted_indices
 from .threads import fast_decoders
 
 __all__ = ["TiffPages", "tiff_native"]
@@ -136,14 +137,8 @@ _TIFF_AXES = {"T": "T", "C": "C", "Z": "Z", "Y": "Y", "X": "X", "Q": "Z", "I": "
 
 def tiff_native(image: Any, path: str) -> PixelSource | None:
     """The page decoder on a kept-open ``tifffile`` series, else its zarr store; None for remote files."""
-    if not os.path.isfile(path):  # remote or staged: bioio's path
-        return None
-    try:
-        import tifffile
-        import zarr
-
-        tiff = tifffile.TiffFile(path)
-    except Exception:
+    tiff = open_local(path, _open_tiff_file)
+    if tiff is None:
         return None
     try:
         scenes = list(image.scenes)
@@ -169,6 +164,8 @@ def tiff_native(image: Any, path: str) -> PixelSource | None:
             pages = TiffPages.from_series(path, tiff, series.levels[level], dims, fixed)
             if pages is not None:
                 return pages
+        import zarr
+
         array = zarr.open(series.aszarr(level=level), mode="r")
         if not hasattr(array, "oindex") or not agrees(dims, fixed, array.shape, reported):
             raise ValueError("dims disagree with bioio")
@@ -176,3 +173,9 @@ def tiff_native(image: Any, path: str) -> PixelSource | None:
         tiff.close()
         return None
     return NativeArray(array, dims, fixed, keep_alive=tiff)
+
+
+def _open_tiff_file(path: str) -> Any:
+    import tifffile
+
+    return tifffile.TiffFile(path)

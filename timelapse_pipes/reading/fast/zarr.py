@@ -15,9 +15,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ...records import AXES
 from .base import NativeArray, PixelSource
 from .chunked import (
-    AXES,
     ChunkedSource,
     read_chunked,
     read_file,
