@@ -152,7 +152,7 @@ def run(settings: Settings, datasets: list[Dataset]) -> tuple[list[Table], list[
         "row stays in the calling thread; see the small-frame tables), with threads the 2 x num_workers "
         "batches in flight in torchdata's `ParallelMapper`. "
         "Decode threads: the library's budget per reading worker, `max(1, CPUs // max(1, num_workers))` "
-        "(see `timelapse_pipes/decode.py`). Library read path: the fast path the library found for the "
+        "(see `timelapse_pipes/reading/fast/threads.py`). Library read path: the fast path the library found for the "
         "file (`ZarrChunks`: its chunk decoder; `TiffPages`: its page decoder; `ND2Frames`: nd2's "
         "`read_frame`).",
         "Its decoders off: the same loader with `TIMELAPSE_PIPES_FAST_DECODE=0`, so zarr-python (one "

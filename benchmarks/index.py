@@ -40,13 +40,9 @@ SHAPE = (4, 1, 1, 32, 32)  # T, C, Z, Y, X of each small file
 
 def _small_file(folder: Path) -> Path:
     """One small OME-TIFF timelapse (a few KB): the file every row points at a copy of."""
-    import numpy as np
-    from bioio_ome_tiff.writers import OmeTiffWriter
+    from timelapse_pipes.testing import noise_movie, write_ome_tiff
 
-    path = folder / "small.ome.tiff"
-    data = np.random.default_rng(0).integers(0, 4000, size=SHAPE).astype("uint16")
-    OmeTiffWriter.save(data, str(path), dim_order="TCZYX")
-    return path
+    return write_ome_tiff(folder / "small.ome.tiff", noise_movie(SHAPE, 0))
 
 
 def _serve_proxy(upstream: tuple[str, int], latency_s: float, ports: Any) -> None:

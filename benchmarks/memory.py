@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import timelapse_pipes as tp
+from timelapse_pipes.testing import write_manifest
 
 from .baselines import timepoint_dicts
 from .measure import fmt, log
@@ -33,13 +34,11 @@ def traced(build: Callable[[], Any]) -> tuple[int, int, Any]:
 
 
 def _write_rows(path: Path, rows: int, frames: int) -> Path:
-    with open(path, "w", newline="") as stream:
-        writer = csv.writer(stream)
-        writer.writerow(["path", "channel", "split", "scene", "start", "stop"])
-        for i in range(rows):  # realistic, distinct paths (never opened: nothing reads them)
-            writer.writerow([f"/data/imaging/experiment_{i // 100:04d}/position_{i:05d}.ome.zarr",
-                             "0,1", "train", 0, 0, frames])
-    return path
+    """Realistic, distinct paths (never opened: nothing reads them)."""
+    return write_manifest(path, [
+        {"path": f"/data/imaging/experiment_{i // 100:04d}/position_{i:05d}.ome.zarr", "channel": "0,1",
+         "split": "train", "scene": 0, "start": 0, "stop": frames}
+        for i in range(rows)])
 
 
 def run(settings: Settings, folder: Path) -> tuple[list[Table], list[Target]]:

@@ -1,6 +1,6 @@
 """Which regions a run reads: the library's own pure planning functions, for the baselines to match.
 
-``timelapse_pipes.planning`` makes the i-th sample of epoch e a pure function of (seed, epoch, i),
+``timelapse_pipes.sampling`` makes the i-th sample of epoch e a pure function of (seed, epoch, i),
 so the raw-reader limit can read exactly the same timepoints and crop offsets without running the
 library. :func:`check_same_pixels` confirms it once per dataset (untimed).
 """

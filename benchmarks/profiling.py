@@ -22,15 +22,16 @@ __all__ = ["profile_library"]
 TOP = 18
 # (label, file suffix, function name) of the entries summarised per sample
 WATCHED = (
-    ("`read_region` (the library's read of one sample)", "timelapse_pipes/reading.py", "read_region"),
-    ("one chunk: read + decode + cast copy (`decode_and_copy`)", "timelapse_pipes/chunked.py", "decode_and_copy"),
-    ("one chunk: read + decode (`ZarrChunks.chunk`)", "timelapse_pipes/zarr_chunks.py", "chunk"),
-    ("chunk files read (`read_file`)", "timelapse_pipes/chunked.py", "read_file"),
+    ("`read_region` (the library's read of one sample)", "timelapse_pipes/reading/regions.py", "read_region"),
+    ("one chunk: read + decode + cast copy (`decode_and_copy`)", "timelapse_pipes/reading/fast/chunked.py",
+     "decode_and_copy"),
+    ("one chunk: read + decode (`ZarrChunks.chunk`)", "timelapse_pipes/reading/fast/zarr.py", "chunk"),
+    ("chunk files read (`read_file`)", "timelapse_pipes/reading/fast/chunked.py", "read_file"),
     ("blosc decompress (numcodecs)", "~", "<numcodecs.blosc.decompress>"),
     ("zarr `sync` (one event-loop round trip per call)", "zarr/core/sync.py", "sync"),
     ("thread lock waits", "~", "<method 'acquire' of '_thread.lock' objects>"),
     ("dask `compute` (graph optimisation + scheduler)", "dask/base.py", "compute"),
-    ("collate (`collate_samples`)", "timelapse_pipes/nodes/collate.py", "collate_samples"),
+    ("collate (`collate_samples`)", "timelapse_pipes/stages/collate.py", "collate_samples"),
 )
 
 

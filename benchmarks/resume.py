@@ -25,28 +25,23 @@ def run(settings: Settings, manifest: Path, spatial_dims: int = 3) -> tuple[list
     state["yielded"] = position  # what state_dict() says after `position` samples on one rank
     seen: dict[str, Any] = {}
 
-    def scratch() -> float:
-        loader = tp.build_loader(str(manifest), **options)
-        started = clock()
-        batch = next(iter(loader))
-        elapsed = clock() - started
-        seen["scratch"] = (int(batch["sample_index"][0]), count_opens(loader))
-        del loader, batch
-        dispose()
-        return elapsed
+    def first_batch(name: str, resume: dict[str, Any] | None) -> Callable[[], float]:
+        """Seconds from a built loader (given ``resume``, ``load_state_dict`` of it) to its first batch."""
+        def run() -> float:
+            loader = tp.build_loader(str(manifest), **options)
+            started = clock()
+            if resume is not None:
+                loader.load_state_dict(resume)
+            batch = next(iter(loader))
+            elapsed = clock() - started
+            seen[name] = (int(batch["sample_index"][0]), count_opens(loader))
+            del loader, batch
+            dispose()
+            return elapsed
+        return run
 
-    def resumed() -> float:
-        loader = tp.build_loader(str(manifest), **options)
-        started = clock()
-        loader.load_state_dict(state)
-        batch = next(iter(loader))
-        elapsed = clock() - started
-        seen["resumed"] = (int(batch["sample_index"][0]), count_opens(loader))
-        del loader, batch
-        dispose()
-        return elapsed
-
-    methods: dict[str, Callable[[], float]] = {"scratch": scratch, "resumed": resumed}
+    methods: dict[str, Callable[[], float]] = {"scratch": first_batch("scratch", None),
+                                               "resumed": first_batch("resumed", state)}
     values = interleave(methods, settings.repeats, label="resume")
     first_scratch, first_resumed = median(values["scratch"]), median(values["resumed"])
     table = Table(

@@ -73,14 +73,10 @@ class _ProxyHandler(socketserver.BaseRequestHandler):
 
 
 def _write_movie(folder: Path, frames: int) -> Path:
-    import numpy as np
-    from bioio_ome_zarr.writers import OMEZarrWriter
+    from timelapse_pipes.testing import noise_movie, write_ome_zarr
 
-    data = np.random.default_rng(0).integers(0, 4000, size=(frames, 1, 1, 256, 256)).astype("uint16")
-    path = folder / "movie.ome.zarr"
-    OMEZarrWriter(str(path), level_shapes=[data.shape], dtype=data.dtype, chunk_shape=(1, 1, 1, 128, 128),
-                  zarr_format=3, axes_names=["t", "c", "z", "y", "x"]).write_full_volume(data)
-    return path
+    return write_ome_zarr(folder / "movie.ome.zarr", noise_movie((frames, 1, 1, 256, 256), 0), levels=1,
+                          chunk=(1, 1, 1, 128, 128), pixel_sizes=(1.0,) * 5)  # unit scales: the writer's default
 
 
 def _samples_per_second(url: str, options: dict, workers: int, samples: int) -> float:

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import pytest
 
 import timelapse_pipes as tp
+from timelapse_pipes.config import checks
 from timelapse_pipes.cli.inspect import inspect_manifest
 
 ND2 = "nd2/example-timelapse.nd2"            # T53 C1 Z1 64x64 uint16
@@ -100,10 +102,14 @@ def test_rows_that_do_not_fit_their_image(label, row, options, error, message, s
         assert len(report["problems"]) == 1 and report["problems"][0]["row"] == 1
 
 
-def test_lossy_float_cast_warns_once(shared_data, tmp_path):
+def test_lossy_float_cast_warns_once(shared_data, tmp_path, monkeypatch):
+    monkeypatch.setattr(checks, "_WARNED_CASTS", set())  # once per process: forget earlier tests' warnings
     manifest = _csv(tmp_path, f"path,split\n{shared_data / ND2},train\n{shared_data / ND2},train\n")
-    with pytest.warns(UserWarning, match="uint16 pixels to float16 loses precision"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         list(tp.build_loader(manifest, spatial_dims=2, dtype="float16", num_workers=0, prefetch=0))
+    lossy = [w for w in caught if "uint16 pixels to float16 loses precision" in str(w.message)]
+    assert len(lossy) == 1 and issubclass(lossy[0].category, UserWarning), [str(w.message) for w in caught]
 
 
 MANIFEST_CASES = [  # (label, file bytes, build_loader options, message)

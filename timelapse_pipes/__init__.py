@@ -19,7 +19,7 @@ The package is layered; each layer imports only the ones above it in this list (
 """
 
 from .config.manifest import Manifest, ManifestColumns, parse_channels, read_manifest
-from .config.options import SampleOptions
+from .config.options import ErrorPolicy, ReadOptions, SampleOptions
 from .errors import (
     BatchShapeError,
     ConfigError,
@@ -62,6 +62,7 @@ __all__ = [
     "BioIOImageLoaderd",
     "BioIOLoader",
     "ConfigError",
+    "ErrorPolicy",
     "CropSpec",
     "ImageMetadata",
     "ImageReadError",
@@ -72,6 +73,7 @@ __all__ = [
     "ManifestRowPlanner",
     "MetadataCache",
     "MetadataCacher",
+    "ReadOptions",
     "ReaderCache",
     "SampleError",
     "SampleIndexSource",

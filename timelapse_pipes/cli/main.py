@@ -1,7 +1,8 @@
 """The ``timelapse-pipes`` command: demo, inspect, index, preview, bench.
 
-Exit codes: 0 success, 1 problems found (inspect, preview rows that failed), a library error or
-demo verification failed, 2 usage errors.
+Exit codes: 0 success; 1 problems found (inspect, preview rows that failed), an error the user can
+fix (the library's own errors, and files or folders that cannot be read or written) or a demo whose
+verification failed; 2 usage errors; 130 interrupted. Errors are one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 from typing import Any, Sequence
 
 from ..errors import TimelapsePipesError
+from ..graph.loader import unwrap_worker_error
 
 __all__ = ["main"]
 
@@ -234,8 +236,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except TimelapsePipesError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return _fail(str(unwrap_worker_error(error)))
+    except OSError as error:  # a path given on the command line that cannot be read or written
+        where = f"{error.filename}: " if error.filename else ""
+        return _fail(f"{where}{error.strerror or error}")
+    except KeyboardInterrupt:
+        return _fail("interrupted", code=130)
+
+
+def _fail(message: str, code: int = 1) -> int:
+    """Print ``message`` as one line on stderr and return the exit code."""
+    print("error: " + " ".join(message.split()), file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -1,9 +1,14 @@
-"""The per-sample options shared by the planning and loading stages, validated once."""
+"""The option objects: how samples are planned and read, where files come from, what errors do.
+
+:class:`SampleOptions` is shared by the planning and loading stages and validated once;
+:class:`ReadOptions` and :class:`ErrorPolicy` group the reading and error options of
+``build_loader``. Each also has flat keywords (cyto-dl's style), mapped by :mod:`.keywords`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -11,7 +16,7 @@ from ..errors import ConfigError
 from ..sampling.crops import CropSpec
 from ..sampling.timepoints import TIMEPOINT_SAMPLERS, FrameRule
 
-__all__ = ["ON_ERROR_MODES", "SampleOptions", "TIMEPOINT_LAYOUTS", "dtype_name"]
+__all__ = ["ON_ERROR_MODES", "ErrorPolicy", "ReadOptions", "SampleOptions", "TIMEPOINT_LAYOUTS", "dtype_name"]
 
 TIMEPOINT_LAYOUTS = ("stack", "separate")
 ON_ERROR_MODES = ("raise", "skip", "retry")
@@ -66,7 +71,7 @@ class SampleOptions:
         object.__setattr__(self, "num_timepoints", int(self.num_timepoints))
         object.__setattr__(self, "dtype", dtype_name(self.dtype))
         object.__setattr__(self, "crop", CropSpec.parse(self.crop))  # type: ignore[arg-type]
-        object.__setattr__(self, "extra_columns", tuple(self.extra_columns))
+        object.__setattr__(self, "extra_columns", tuple(self.extra_columns or ()))
         self._normalize_time_aware()
         if self.crop is not None and len(self.crop.roi_size) != self.spatial_dims:
             raise ConfigError(
@@ -114,6 +119,26 @@ class SampleOptions:
             "reader": self.reader, "time_axis": self.time_axis,
         } | ({"frame_offsets": list(self.frame_offsets)} if self.frame_offsets is not None else {}) \
           | ({"frame_gap": list(self.frame_gap)} if self.frame_gap is not None else {})
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """Where image files and their metadata come from, and how many files stay open per process."""
+
+    metadata_cache: str | None = None  # a JSON cache file or an index (local path or URL)
+    max_open_files: int = 64  # open images kept per process (LRU)
+    storage_options: Mapping[str, Any] | None = None  # fsspec options, flat or per protocol
+    stage_dir: str | None = None  # where remote files that must be local (CZI, ND2, LIF) are copied
+    stage_max_bytes: int | None = None  # evict the oldest staged files beyond this size
+
+
+@dataclass(frozen=True)
+class ErrorPolicy:
+    """What a failed sample does: ``on_error`` is "raise", "retry" (transient I/O) or "skip"."""
+
+    on_error: str = "raise"
+    max_retries: int = 3
+    max_skips: int = 100
 
 
 def _integers(values: Any, name: str) -> list[int]:

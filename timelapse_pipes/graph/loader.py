@@ -223,8 +223,10 @@ def build_loader(
 ) -> TimelapseLoader:
     """A resumable ``torchdata.nodes.Loader`` over collated batches of timelapse samples.
 
-    ``options`` are those of :func:`timelapse_pipes.assembly.prepare` (manifest columns, sampling,
-    reading, transforms, ``on_error``...). Start-up reads the manifest only: no image is opened
+    ``options`` are those of :func:`timelapse_pipes.graph.assembly.prepare`: the option objects
+    (``sample=SampleOptions(...)``, ``columns=ManifestColumns(...)``, ``reading=ReadOptions(...)``,
+    ``errors=ErrorPolicy(...)``) or the same options as cyto-dl's flat keywords, plus ``transforms``,
+    ``samples_per_epoch`` and ``stop_inclusive``. Start-up reads the manifest only: no image is opened
     until the first batch is requested. Iterating the loader again starts the next epoch.
 
     ``prefetch``: batches read ahead. Default (None): 2 with ``num_workers=0``, through

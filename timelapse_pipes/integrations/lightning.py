@@ -63,41 +63,24 @@ class TrainerSyncedLoader:
 
 
 class RandomTimelapseDatamodule(pl.LightningDataModule):
-    """Every option of the guide's datamodule; ``**loader_options`` go to ``build_loader``."""
+    """The guide's datamodule. Every option of ``build_loader`` (its option objects or cyto-dl's flat
+    keywords: ``split_column``, ``num_timepoints``, ``seed``, ...) is accepted, with the library's defaults."""
 
     def __init__(
         self,
         path: Any,
         transforms: Mapping[str, Any] | Any = None,
-        split_column: str | None = "split",
-        img_path_column: str = "path",
-        channel_column: str = "channel",
-        time_start_column: str = "start",
-        time_stop_column: str = "stop",
-        num_timepoints: int = 1,
-        timepoint_sampling: str = "random",
-        spatial_dims: int = 3,
-        seed: int = 42,
         num_workers: int = 0,
         batch_size: int = 1,
         pin_memory: bool = False,
         persistent_workers: bool = False,
-        samples_per_epoch: int | Mapping[str, int] | None = None,
-        extra_columns: list[str] | None = None,
         **loader_options: Any,
     ) -> None:
         super().__init__()
         self.path = path
         self.persistent_workers = persistent_workers  # workers live per epoch in the graph; kept for configs
-        self.options: dict[str, Any] = dict(
-            transforms=transforms, split_column=split_column, img_path_column=img_path_column,
-            channel_column=channel_column, time_start_column=time_start_column,
-            time_stop_column=time_stop_column, num_timepoints=num_timepoints,
-            timepoint_sampling=timepoint_sampling, spatial_dims=spatial_dims, seed=seed,
-            num_workers=num_workers, batch_size=batch_size, pin_memory=pin_memory,
-            samples_per_epoch=samples_per_epoch, extra_columns=list(extra_columns or []),
-            **loader_options,
-        )
+        self.options: dict[str, Any] = dict(transforms=transforms, num_workers=num_workers, batch_size=batch_size,
+                                            pin_memory=pin_memory, **loader_options)
         self._loaders: dict[str, TrainerSyncedLoader] = {}
 
     def _trainer_or_none(self) -> Any:

@@ -24,6 +24,9 @@ BLOCK_BYTES = 256 * 2**20  # write_ome_zarr_frames writes this much per call at 
 def noise_movie(shape: Sequence[int], seed: int, low: int = 0, high: int = 4000,
                 dtype: str = "uint16") -> np.ndarray:
     """Seeded uniform noise in ``[low, high)`` of ``shape`` (any axes), in ``dtype``."""
+    kind = np.dtype(dtype)
+    if kind.kind in "ui" and not np.iinfo(kind).min <= low < high <= np.iinfo(kind).max + 1:
+        raise ValueError(f"noise in [{low}, {high}) does not fit {kind.name}; give a range inside it.")
     return np.random.default_rng(seed).integers(low, high, size=tuple(shape)).astype(dtype)
 
 

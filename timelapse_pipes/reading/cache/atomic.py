@@ -18,8 +18,11 @@ def write_json_atomic(path: str | os.PathLike, document: Any, *, prefix: str, ne
     """
     target = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(target))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=".json.tmp")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=".json.tmp")
+    except OSError as error:  # name the file the caller asked for, not our temporary one
+        raise OSError(error.errno, f"cannot write here ({error.strerror})", target) from None
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             json.dump(document, stream)
