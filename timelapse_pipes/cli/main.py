@@ -50,9 +50,6 @@ def _index(args: argparse.Namespace) -> int:
 def _preview(args: argparse.Namespace) -> int:
     from .preview import render_preview
 
-    if args.spatial_dims is not None:
-        print("note: --spatial-dims is deprecated and ignored: preview reads every row as 3-D "
-              "(Z=1 for a 2-D image) and max-projects Z.", file=sys.stderr)
     shown = render_preview(args.manifest, args.output, split=args.split, rows=args.rows,
                            num_timepoints=args.num_timepoints, tile=args.tile, seed=args.seed,
                            split_column=args.split_column)
@@ -192,8 +189,6 @@ def build_parser() -> argparse.ArgumentParser:
                          help="split column name (default split; 'none': the manifest has none)")
     preview.add_argument("--rows", type=_positive_int, default=8, help="manifest rows to show (default 8)")
     preview.add_argument("--num-timepoints", type=_positive_int, default=3, help="evenly spaced frames per row")
-    preview.add_argument("--spatial-dims", type=int, default=None, choices=(2, 3),
-                         help="deprecated and ignored: every row is read as 3-D and max-projected over Z")
     preview.add_argument("--tile", type=_positive_int, default=128, help="tile size in pixels")
     preview.add_argument("--seed", type=int, default=0)
     preview.set_defaults(run=_preview)

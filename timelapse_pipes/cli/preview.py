@@ -11,7 +11,6 @@ written anyway.
 from __future__ import annotations
 
 import textwrap
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -135,15 +134,12 @@ def picture_row(reader: RowReader, row_index: int) -> RowPicture:
 
 def render_preview(manifest: Any, output: str, *, split: str | None = None, rows: int = 8,
                    num_timepoints: int = 3, tile: int = 128, seed: int = 0,
-                   spatial_dims: int | None = None, **options: Any) -> dict[str, Any]:
+                   **options: Any) -> dict[str, Any]:
     """Write the montage PNG to ``output``; return what it shows and which rows failed.
 
-    ``options`` are :func:`timelapse_pipes.assembly.prepare` options (manifest columns, reader,
-    time_axis...). ``spatial_dims`` is deprecated and ignored: every row is read as 3-D.
+    ``options`` are :func:`timelapse_pipes.graph.assembly.prepare` options (manifest columns, reader,
+    time_axis...). Every row is read as 3-D (Z=1 for a 2-D image) and max-projected over Z.
     """
-    if spatial_dims is not None:
-        warnings.warn("render_preview(spatial_dims=...) is deprecated and ignored: every row is read "
-                      "as 3-D and max-projected over Z.", DeprecationWarning, stacklevel=2)
     options = {"timepoint_sampling": "uniform", **options, "split": split, "seed": seed,
                "uniform_jitter": False, "dtype": "float32"}
     reader = RowReader(manifest, num_timepoints=num_timepoints, options=options)

@@ -2,8 +2,8 @@
 
 Forking a parent that has run a threaded dask compute deadlocks the child, and s3fs is not fork
 safe, so process workers default to ``forkserver``: a clean server process, started once, from
-which workers fork with torch, bioio and its plugins already imported (about 0.5 s per epoch for
-two workers here, against about 2 s without the preload). Reads inside workers always use dask's
+which workers fork with torch, bioio and its plugins already imported, so each epoch's workers
+start without importing them again. Reads inside workers always use dask's
 synchronous scheduler, so even an explicit ``fork`` context does not deadlock.
 """
 

@@ -1,9 +1,9 @@
 """Read-ahead that pays for itself: a background thread only once batches are slow enough.
 
 A prefetch thread hides a batch's reading behind the consumer's work, but every batch it hands
-over costs two thread wake-ups (about 45 µs a round trip on the 2-core benchmark machine), and the
-two threads contend for the GIL. On a batch of four 64x64 frames (about 80 µs to assemble) that
-added 60-70 µs, more than reading ahead can hide when the batch itself is that cheap.
+over costs two thread wake-ups, and the two threads contend for the GIL. For batches of small
+frames that costs more than reading ahead can hide (the small-frame suite of ``python -m
+benchmarks`` measures both; figures in ``docs/benchmarks.md``).
 
 :class:`AdaptivePrefetcher` assembles batches in the calling thread while they are fast and starts
 reading ahead, for the rest of the iteration, as soon as each of the last three batches (after the
@@ -28,7 +28,7 @@ from torchdata.nodes import BaseNode
 __all__ = ["AdaptivePrefetcher", "DEFAULT_MIN_BATCH_S"]
 
 T = TypeVar("T")
-DEFAULT_MIN_BATCH_S = 0.0002  # about 4x the thread hand-off it would add (measured, see above)
+DEFAULT_MIN_BATCH_S = 0.0002  # several times a thread hand-off (see the small-frame benchmark)
 WARMUP_ITEMS = 4  # not timed: the first items open files and warm caches, whatever their size
 PROBE_ITEMS = 3  # then this many recent items, all slow, decide
 JOIN_TIMEOUT_S = 5.0

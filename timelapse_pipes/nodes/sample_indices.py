@@ -18,7 +18,7 @@ from ..sampling.sharding import Shard, shard_index, shard_length
 
 __all__ = ["SampleIndexSource", "STATE_VERSION"]
 
-STATE_VERSION = 2  # 2: per-sample draws from the counter-based SampleDraws (1: numpy default_rng)
+STATE_VERSION = 2  # the version of the draw scheme; a state of another version would resume another stream
 
 
 class SampleIndexSource(BaseNode[SampleKey]):
@@ -137,15 +137,11 @@ def check_state(state: Any, config: Mapping[str, Any]) -> None:
     if wrong:
         raise StateError(f"state fields {wrong} have the wrong type; the checkpoint is damaged.")
     version = state[SampleIndexSource.VERSION_KEY]
-    if version == 1:
-        raise StateError(
-            "state version 1 comes from an earlier timelapse_pipes whose sampler drew other "
-            "timepoints, crops and transform seeds, so it cannot resume the same stream; start the "
-            "epoch again (the position is in the state) or finish the run with the version that wrote it."
-        )
     if version != STATE_VERSION:
         raise StateError(
-            f"state version {version} is not supported (this timelapse_pipes writes version {STATE_VERSION})."
+            f"state version {version} is not this timelapse_pipes' version {STATE_VERSION}: its samples were "
+            f"drawn differently, so it cannot resume the same stream; start the epoch again (the position is "
+            f"in the state) or finish the run with the version that wrote it."
         )
     if min(state[SampleIndexSource.EPOCH_KEY], state[SampleIndexSource.POSITION_KEY],
            state[SampleIndexSource.YIELDED_KEY]) < 0 or state[SampleIndexSource.WORLD_SIZE_KEY] < 1:

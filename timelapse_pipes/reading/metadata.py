@@ -35,7 +35,7 @@ _DISCOVERED: dict[str, type] = {}
 
 
 def discover_reader(path: str, fs_kwargs: Mapping[str, Any] | None) -> type:
-    """bioio's plugin discovery (~0.6 s), paid at most once per file per process."""
+    """The reader class bioio's plugin discovery picks for ``path`` (slow: imports every plugin), once per file per process."""
     from bioio import BioImage
 
     if path in _DISCOVERED:

@@ -2,7 +2,7 @@
 
 * The plugin is picked once per file: from an explicit name (row ``reader`` column or the global
   ``reader=`` option), else from the file extension, else by bioio's own plugin discovery. Passing
-  the class to ``BioImage`` skips ~0.6 s of discovery per open.
+  the class to ``BioImage`` skips discovery, which imports every installed plugin, on each open.
 * Open images are cached per (path, scene, level, thread): ``BioImage.set_scene`` mutates the
   object, so two threads never share one. The cache is bounded by ``max_open_files`` and is
   emptied in a forked child, so an open reader never crosses a fork.

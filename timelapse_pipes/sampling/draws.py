@@ -1,10 +1,10 @@
 """A counter-based random stream per (seed, epoch, index, tag): cheap, pure, exact.
 
-``numpy.random.default_rng([seed, epoch, i, tag])`` costs about 13 µs (hashing the seed sequence
-and building a generator) and a sample used two or three of them. Here a stream is a 64-bit key
-mixed from the tuple with SplitMix64's finalizer (a bijection on 64 bits with full avalanche), and
-draw k is ``mix(key + k * golden)``: about 1 µs for a key and a few draws, in plain Python, with no
-state beyond the counter. Bounded integers use Lemire's multiply-and-reject method, so they are
+``numpy.random.default_rng([seed, epoch, i, tag])`` hashes a seed sequence and builds a generator,
+which at tens of thousands of samples a second costs more than the rest of a small sample's plan.
+Here a stream is a 64-bit key mixed from the tuple with SplitMix64's finalizer (a bijection on 64
+bits with full avalanche), and draw k is ``mix(key + k * golden)``: a few integer operations per
+draw, in plain Python, with no state beyond the counter. Bounded integers use Lemire's multiply-and-reject method, so they are
 exactly uniform.
 """
 
