@@ -143,3 +143,16 @@ def test_every_folder_says_what_lives_there(folder: pathlib.Path) -> None:
     init = folder / "__init__.py"
     assert init.exists(), f"{folder} has no __init__.py"
     assert ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))), f"{init} has no module docstring"
+
+
+TESTS = pathlib.Path(__file__).resolve().parent
+TEST_FOLDERS = sorted(p for p in [TESTS, *TESTS.rglob("*")] if p.is_dir() and any(p.glob("*.py")))
+
+
+@pytest.mark.parametrize("folder", TEST_FOLDERS, ids=[p.relative_to(TESTS.parent).as_posix() for p in TEST_FOLDERS])
+def test_every_test_folder_is_a_package_that_says_what_it_covers(folder: pathlib.Path) -> None:
+    """Test modules are imported as ``tests.<layer>.<module>``: without ``__init__.py``, two folders'
+    modules of the same name would collide."""
+    init = folder / "__init__.py"
+    assert init.exists(), f"{folder} has no __init__.py"
+    assert ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))), f"{init} has no module docstring"

@@ -108,10 +108,6 @@ class SampleIndexSource(BaseNode[SampleKey]):
             self.WORLD_SIZE_KEY: self.shard.world_size,
         }
 
-    def pending_or_current_state(self) -> dict[str, Any]:
-        """The state a fresh iteration would start from, without resetting anything."""
-        return dict(self._pending) if self._pending is not None else self.get_state()
-
     @property
     def global_position(self) -> int:
         """Samples of the current epoch consumed by all ranks together (assuming lockstep)."""

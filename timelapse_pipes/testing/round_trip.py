@@ -21,12 +21,15 @@ __all__ = ["assert_batches_equal", "assert_items_equal", "collect", "run_state_r
 
 
 def collect(iterable: Iterable[Any], limit: int | None = None) -> list[Any]:
-    """The items of ``iterable`` (the first ``limit`` of them)."""
-    out = []
-    for n, item in enumerate(iterable):
-        if limit is not None and n >= limit:
+    """The items of ``iterable`` (the first ``limit`` of them, pulling no further item)."""
+    if limit is None:
+        return list(iterable)
+    iterator, out = iter(iterable), []
+    for _ in range(limit):
+        try:
+            out.append(next(iterator))
+        except StopIteration:
             break
-        out.append(item)
     return out
 
 
@@ -74,29 +77,17 @@ def run_test_save_load_state(node: BaseNode, midpoint: int) -> None:
     exactly the following epoch of an uninterrupted run. States must survive JSON.
     """
     node.reset()
-    first = collect(node)
-    node.reset()
-    second = collect(node)
+    at_start = _through_json(node.get_state())
+    head = collect(node, midpoint)
+    at_midpoint = _through_json(node.get_state())
+    first = head + collect(node)
+    at_end = _through_json(node.get_state())
+    second = _epoch(node)
     assert first, "the node yielded nothing: the round trip would prove nothing"
     assert 0 < midpoint < len(first), f"{midpoint=} must lie inside the epoch of {len(first)} items"
-
-    node.reset()
-    at_start = _through_json(node.get_state())
-    assert_batches_equal(_epoch(node, at_start), first)
-    assert_batches_equal(_epoch(node), second)
-
-    node.reset()
-    taken = collect(node, midpoint)
-    assert_batches_equal(taken, first[:midpoint])
-    at_midpoint = _through_json(node.get_state())
-    assert_batches_equal(_epoch(node, at_midpoint), first[midpoint:])
-    assert_batches_equal(_epoch(node), second)
-
-    node.reset()
-    collect(node)
-    at_end = _through_json(node.get_state())
-    assert_batches_equal(_epoch(node, at_end), [])
-    assert_batches_equal(_epoch(node), second)
+    for state, expected in ((at_start, first), (at_midpoint, first[midpoint:]), (at_end, [])):
+        assert_batches_equal(_epoch(node, state), expected)
+        assert_batches_equal(_epoch(node), second)
 
 
 def run_state_round_trip(make_loader: Callable[[], Any], midpoints: Iterable[int], epochs: int = 2) -> None:

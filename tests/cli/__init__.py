@@ -1,0 +1,1 @@
+"""Tests of cli/: the timelapse-pipes command line, and the quickstart notebook run end to end."""

@@ -1,0 +1,1 @@
+"""Tests of graph/: the assembled loader end to end: resume, workers, transport, close, torchrun, crash soak."""

@@ -1,0 +1,74 @@
+"""A batch's trip back from a process worker: the same tensors, small ones pickled inline."""
+
+from __future__ import annotations
+
+import io
+import pickle
+from multiprocessing.reduction import ForkingPickler
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing  # noqa: F401  (registers torch's tensor reductions with ForkingPickler)
+
+from timelapse_pipes.graph import transport
+
+
+def _cross(batch: dict) -> dict:
+    """What a process worker's batch becomes on the loader's side (torch's own pickler)."""
+    buffer = io.BytesIO()
+    ForkingPickler(buffer, pickle.HIGHEST_PROTOCOL).dump(transport.pack(batch))
+    return transport.unpack(pickle.loads(buffer.getvalue()))
+
+
+def test_small_tensors_cross_inline_and_come_back_equal():
+    batch = {
+        "raw": torch.arange(4 * 64 * 64, dtype=torch.float32).reshape(4, 1, 64, 64),
+        "T": torch.tensor([[1, 2], [3, 4]]),
+        "C": torch.tensor([[0], [0]]),
+        "flags": torch.tensor([True, False]),
+        "u16": torch.from_numpy(np.arange(6, dtype=np.uint16).reshape(2, 3)),
+        "half": torch.ones(3, dtype=torch.float16),
+        "strided": torch.arange(12).reshape(3, 4)[:, ::2],
+        "names": ["a", "b"],
+        "meta": [{"dtype": "uint16"}],
+    }
+    packed = transport.pack(batch)
+    assert all(isinstance(packed[key], transport.Inline) for key in ("raw", "T", "C", "flags", "u16", "half", "strided"))
+    back = _cross(batch)
+    assert list(back) == list(batch)
+    for key, value in batch.items():
+        if isinstance(value, torch.Tensor):
+            assert type(back[key]) is torch.Tensor and back[key].dtype == value.dtype
+            assert back[key].shape == value.shape and torch.equal(back[key], value), key
+        else:
+            assert back[key] == value
+
+
+def test_large_tensors_subclasses_and_other_dtypes_keep_torchs_path():
+    from monai.data import MetaTensor
+
+    large = torch.zeros(transport.SHARED_MIN_BYTES // 4, dtype=torch.float32)
+    batch = {"raw": large, "meta_tensor": MetaTensor(torch.ones(2)), "bf16": torch.ones(2, dtype=torch.bfloat16),
+             "array": np.arange(3)}
+    packed = transport.pack(batch)
+    assert packed["raw"] is large and packed["bf16"] is batch["bf16"] and packed["array"] is batch["array"]
+    assert packed["meta_tensor"] is batch["meta_tensor"]
+    back = _cross(batch)
+    assert isinstance(back["meta_tensor"], MetaTensor) and isinstance(back["array"], np.ndarray)
+    assert torch.equal(back["raw"], large) and back["bf16"].dtype == torch.bfloat16
+    assert transport.pack([1, 2]) == [1, 2] and transport.unpack("x") == "x"
+
+
+@pytest.mark.timeout(300)
+def test_process_workers_stream_equals_the_main_thread(shared_data):
+    import timelapse_pipes as tp
+    from timelapse_pipes.testing import assert_batches_equal, collect
+
+    rows = {"dict_meta": {"path": [str(shared_data / "nd2" / "example-timelapse.nd2")] * 2, "start": [0, 9]}}
+    common = dict(split=None, samples_per_epoch=24, batch_size=4, seed=6, spatial_dims=2, num_timepoints=2)
+    reference = collect(tp.build_loader(rows, **common))
+    with tp.build_loader(rows, num_workers=2, worker_method="process", **common) as loader:
+        batches = collect(loader)
+    assert_batches_equal(batches, reference)
+    assert all(type(batch[key]) is torch.Tensor for batch in batches for key in ("raw", "T", "C", "sample_index"))

@@ -1,0 +1,1 @@
+"""Tests of index/: building, merging and using the metadata index (dask clusters, S3, crashes)."""

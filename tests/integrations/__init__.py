@@ -1,0 +1,1 @@
+"""Tests of integrations/: the Lightning datamodule and Hydra configs."""

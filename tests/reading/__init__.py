@@ -1,0 +1,1 @@
+"""Tests of reading/: metadata, readers, the fast decode paths, every real format, and crop pushdown."""
