@@ -6,10 +6,10 @@ sampling core and the readers can both speak of them.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Mapping, NamedTuple, Sequence
 
-__all__ = ["AXES", "FrameTimes", "ImageMetadata", "ManifestRow", "SampleKey", "SamplePlan"]
+__all__ = ["AXES", "FrameTimes", "ImageMetadata", "ImageRef", "ManifestRow", "SampleKey", "SamplePlan"]
 
 AXES = "TCZYX"  # the axis order every sample is read in
 
@@ -19,6 +19,22 @@ class SampleKey(NamedTuple):
 
     epoch: int
     index: int
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRef:
+    """One more image of a row (a target, a mask), read at the row's timepoints and crop window."""
+
+    key: str  # its key in each sample
+    path: str
+    channels: tuple[int, ...] | None = None
+    scene: int | str = 0
+    resolution: int = 0
+    reader: str | None = None
+
+    def key_fields(self) -> list[Any]:
+        """The fields that decide what this image yields (used in fingerprints)."""
+        return [self.key, self.path, self.channels, self.scene, self.resolution, self.reader]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +55,7 @@ class ManifestRow:
     step: int = 1
     weight: float = 1.0
     extras: tuple[tuple[str, str], ...] = ()
+    images: tuple[ImageRef, ...] = ()  # the row's further images, beside the one at ``path``
 
     @property
     def where(self) -> str:
@@ -54,8 +71,14 @@ class ManifestRow:
         key = [self.path, self.channels, self.scene, self.resolution, self.start, self.stop,
                self.reader, self.time_axis, list(self.extras)]
         # Defaults add nothing, so manifests without these columns keep their older fingerprints.
-        optional = {"step": (self.step, 1), "weight": (self.weight, 1.0)}
+        optional = {"step": (self.step, 1), "weight": (self.weight, 1.0),
+                    "images": ([image.key_fields() for image in self.images], [])}
         return key + [[name, value] for name, (value, default) in optional.items() if value != default]
+
+    def for_image(self, image: ImageRef) -> "ManifestRow":
+        """This row as it reads ``image`` instead of its own file (same range, step and time axis)."""
+        return replace(self, path=image.path, channels=image.channels, scene=image.scene,
+                       resolution=image.resolution, reader=image.reader, images=())
 
 
 class FrameTimes(NamedTuple):
@@ -131,3 +154,4 @@ class SamplePlan(NamedTuple):
     metadata: ImageMetadata | None = None
     timepoints: tuple[int, ...] | None = None
     crop_offset: tuple[int, ...] | None = None
+    images: tuple[ImageMetadata, ...] = ()  # the metadata of each of ``row.images``, in order

@@ -17,11 +17,11 @@ from ..reading.cache.metadata_cache import MetadataCache
 from ..reading.readers import ReaderCache, load_reader_class, reader_options
 from ..reading.regions import read_region
 from ..reading.storage import redact
-from ..records import ImageMetadata, ManifestRow
+from ..records import ImageMetadata, ImageRef, ManifestRow
 from ..sampling.dims import effective_dims, read_order
 from .options import SampleOptions
 
-__all__ = ["ERROR_KEY", "PATH_KEY", "ROW_KEY", "check_metadata", "check_row", "check_row_fits", "inspect_options",
+__all__ = ["ERROR_KEY", "PATH_KEY", "ROW_KEY", "check_image_fits", "check_metadata", "check_row", "check_row_fits", "inspect_options",
            "problem", "problem_lines"]
 
 ROW_KEY, PATH_KEY, ERROR_KEY = "row", "path", "error"
@@ -94,6 +94,31 @@ def check_row_fits(row: ManifestRow, metadata: ImageMetadata, options: SampleOpt
         if (source.name, target.name) not in _WARNED_CASTS:
             _WARNED_CASTS.add((source.name, target.name))
             warnings.warn(f"{where}: casting {source} pixels to {target} loses precision.", stacklevel=2)
+
+
+def check_image_fits(row: ManifestRow, metadata: ImageMetadata, image: ImageRef, image_metadata: ImageMetadata,
+                     options: SampleOptions) -> None:
+    """Raise :class:`SampleError` naming the row and both files when ``image`` cannot be read on the
+    grid of the row's own image: other (Z, Y, X), too few frames, or a channel it lacks."""
+    time_axis = row.time_axis or options.time_axis
+    own, other = effective_dims(metadata, time_axis), effective_dims(image_metadata, time_axis)
+    where = f"{row.where}: {image.key!r} ({image.path}, scene {image_metadata.scene!r})"
+    if image.channels is not None and max(image.channels) >= other["C"]:
+        raise SampleError(f"{where}: channel {max(image.channels)} is out of range; it has {other['C']} "
+                          f"channel(s) (0..{other['C'] - 1}).")
+    own_zyx, other_zyx = [own[a] for a in "ZYX"], [other[a] for a in "ZYX"]
+    if own_zyx != other_zyx:
+        raise SampleError(
+            f"{where} has frames (Z, Y, X) = {other_zyx} but the row's image ({row.path}) has {own_zyx}; "
+            f"every image of a row is read with the same crop window, so they must share one grid "
+            f"(write them at the same size, or point the column at the matching resolution level)."
+        )
+    stop = own["T"] if row.stop is None else row.stop
+    if other["T"] != 1 and other["T"] < stop:
+        raise SampleError(
+            f"{where} has T={other['T']} frames but the row reads frames up to {stop} of {row.path}; give it "
+            f"at least as many frames, or a single frame (T=1, used for every timepoint)."
+        )
 
 
 def problem_lines(problems: list[dict[str, Any]]) -> list[str]:

@@ -25,7 +25,7 @@ COLUMN_KEYWORDS = {
     "img_path_column": "path", "channel_column": "channel", "split_column": "split", "scene_column": "scene",
     "resolution_column": "resolution", "time_start_column": "start", "time_stop_column": "stop",
     "reader_column": "reader", "time_axis_column": "time_axis", "time_step_column": "step",
-    "weight_column": "weight",
+    "weight_column": "weight", "image_columns": "images",
 }
 
 

@@ -30,20 +30,55 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import fsspec
 
-from ..errors import ManifestError
+from ..errors import ConfigError, ManifestError
 from ..reading.storage import options_for, redact
-from ..records import ManifestRow
+from ..records import ImageRef, ManifestRow
 from ..sampling.rows import RowWeights
 
-__all__ = ["DICT_META_KEY", "Manifest", "ManifestColumns", "parse_channels", "read_manifest"]
+__all__ = ["DICT_META_KEY", "ImageColumns", "Manifest", "ManifestColumns", "parse_channels", "read_manifest"]
 
 DICT_META_KEY = "dict_meta"
 _INTEGER = re.compile(r"-?[0-9]+")
 
 
 @dataclass(frozen=True)
+class ImageColumns:
+    """The columns of one further image of each row: its path, and optionally its channels, scene,
+    resolution level and reader (without those columns: every channel, scene 0, level 0, the reader
+    the path's extension picks)."""
+
+    key: str
+    path: str
+    channel: str | None = None
+    scene: str | None = None
+    resolution: str | None = None
+    reader: str | None = None
+
+    @classmethod
+    def parse(cls, key: str, spec: "str | Mapping[str, Any] | ImageColumns") -> "ImageColumns":
+        """``"mask_path"`` or ``{"path": "mask_path", "channel": "mask_channel", ...}``."""
+        if isinstance(spec, ImageColumns):
+            return spec
+        if isinstance(spec, str):
+            return cls(key=key, path=spec)
+        if isinstance(spec, Mapping) and "path" in spec:
+            known = {"path", "channel", "scene", "resolution", "reader"}
+            unknown = sorted(set(spec) - known)
+            if unknown:
+                raise ConfigError(f"image_columns[{key!r}] has unknown keys {unknown}; use {sorted(known)}.")
+            return cls(key=key, **{name: None if value is None else str(value) for name, value in spec.items()})
+        raise ConfigError(f"image_columns[{key!r}]={spec!r} must be a column name or a mapping with 'path' "
+                          f"(and optional 'channel', 'scene', 'resolution', 'reader').")
+
+    def names(self) -> list[str]:
+        """The columns this image reads."""
+        return [name for name in (self.path, self.channel, self.scene, self.resolution, self.reader) if name]
+
+
+@dataclass(frozen=True)
 class ManifestColumns:
-    """Which CSV column holds which field (defaults follow cyto-dl)."""
+    """Which CSV column holds which field (defaults follow cyto-dl); ``images`` names the columns of
+    each row's further images (``{"target": "target_path", "mask": {"path": "mask_path"}}``)."""
 
     path: str = "path"
     channel: str = "channel"
@@ -56,6 +91,18 @@ class ManifestColumns:
     time_axis: str = "time_axis"
     step: str = "step"
     weight: str = "weight"
+    images: tuple[ImageColumns, ...] = ()
+
+    def __post_init__(self) -> None:
+        images = self.images
+        if isinstance(images, Mapping):
+            images = tuple(ImageColumns.parse(str(key), spec) for key, spec in images.items())
+        elif images is None:
+            images = ()
+        object.__setattr__(self, "images", tuple(images))
+        keys = [image.key for image in self.images]
+        if len(set(keys)) != len(keys):
+            raise ConfigError(f"image_columns repeats a key: {keys}.")
 
 
 @dataclass(frozen=True)
@@ -250,6 +297,29 @@ def _row_from_mapping(record: Mapping[str, Any], row_number: int, source: str, b
         step=_parse_step(record.get(columns.step), where, columns.step),
         weight=_parse_weight(record.get(columns.weight), where, columns.weight),
         extras=tuple((name, str(record[name])) for name in extra_columns),
+        images=tuple(_image_ref(record, image, where, base) for image in columns.images),
+    )
+
+
+def _image_ref(record: Mapping[str, Any], image: ImageColumns, where: str, base: str | None) -> ImageRef:
+    """One further image of a row, from its columns."""
+    raw_path = record.get(image.path)
+    if raw_path is None or str(raw_path).strip() == "":
+        raise ManifestError(f"{where}: column '{image.path}' ({image.key!r}) is empty; every row needs its "
+                            f"{image.key!r} image.")
+    resolution = _parse_optional_int(record.get(image.resolution), where, image.resolution, 0) \
+        if image.resolution else 0
+    if resolution is None or resolution < 0:
+        raise ManifestError(f"{where}: column '{image.resolution}' must be a level index >= 0.")
+    reader = record.get(image.reader) if image.reader else None
+    return ImageRef(
+        key=image.key,
+        path=_resolve_path(str(raw_path).strip(), base),
+        channels=parse_channels(record.get(image.channel), f"{where}: column '{image.channel}'")
+        if image.channel else None,
+        scene=_parse_scene(record.get(image.scene), where) if image.scene else 0,
+        resolution=resolution,
+        reader=None if reader in (None, "") else str(reader).strip(),
     )
 
 
@@ -318,6 +388,11 @@ def _check_columns(source: str, header: Iterable[str], columns: ManifestColumns,
     missing = [name for name in extra_columns if name not in present]
     if missing:
         raise ManifestError(f"manifest {source} lacks extra_columns {missing}; add them or drop them.")
+    for image in columns.images:
+        missing = [name for name in image.names() if name not in present]
+        if missing:
+            raise ManifestError(f"manifest {source} lacks the column(s) {missing} of image {image.key!r} "
+                                f"(image_columns); add them or fix image_columns.")
 
 
 def read_manifest(

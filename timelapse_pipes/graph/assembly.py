@@ -14,6 +14,7 @@ from ..reading.cache.metadata_cache import MetadataCache
 from ..reading.readers import ReaderCache
 from ..sampling.rows import resolve_samples_per_epoch
 from ..stages.batch import BatchAssembler
+from ..stages.fields import check_image_keys
 from ..stages.loading import BioIOLoader
 from ..stages.metadata import MetadataCacher
 from ..stages.pipeline import SamplePipeline
@@ -70,6 +71,7 @@ def prepare(
     """
     chosen = options_from_keywords(keywords, sample=sample, columns=columns, reading=reading, errors=errors)
     options, read, policy = chosen.sample, chosen.reading, chosen.errors
+    check_image_keys(chosen.columns, options)
     manifest = read_manifest(path, split=split, columns=chosen.columns, extra_columns=options.extra_columns,
                              stop_inclusive=stop_inclusive, storage_options=read.storage_options)
     num_samples = resolve_samples_per_epoch(samples_per_epoch, split, len(manifest))

@@ -63,7 +63,24 @@ class BatchAssembler:
         self.loader.read_into(plans, slots)
         batch = self.loader.batch_fields(plans)
         batch[self.loader.options.out_key] = torch.from_numpy(pixels)
+        for n, image in enumerate(plans[0].row.images):  # every row has the same further images
+            batch[image.key] = self._stack_image(plans, n)
         return batch
+
+    def _stack_image(self, plans: list[SamplePlan], n: int) -> torch.Tensor:
+        """The plans' ``n``-th further image, one entry per sample (per frame when separate), stacked."""
+        entries = [(plan, entry) for plan in plans
+                   for entry in self.loader.entry_arrays(self.loader.read_image(plan, n))]
+        shapes = [entry.shape for _, entry in entries]
+        if len(set(shapes)) > 1 or len({entry.dtype for _, entry in entries}) > 1:
+            other = next((k for k, shape in enumerate(shapes) if shape != shapes[0]), None)
+            if other is None:
+                raise BatchShapeError(f"image {plans[0].row.images[n].key!r}: rows of one batch store it in "
+                                      f"different dtypes ({sorted({str(e.dtype) for _, e in entries})}); "
+                                      f"write them in one dtype, or use batch_size=1.")
+            raise BatchShapeError(mixed_shapes_message(_where(entries[0][0]), shapes[0],
+                                                       _where(entries[other][0]), shapes[other]))
+        return torch.from_numpy(np.stack([entry for _, entry in entries]))
 
 
 def _where(plan: SamplePlan) -> str:

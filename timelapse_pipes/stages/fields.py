@@ -14,10 +14,13 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
+from ..config.manifest import ManifestColumns
+from ..config.options import SampleOptions
+from ..errors import ConfigError
 from ..records import SamplePlan
 from .row_layout import RowLayout
 
-__all__ = ["CROP_KEY", "FIELDS", "META_KEY", "TIMEPOINTS_KEY", "Entry", "field_columns", "sample_entries"]
+__all__ = ["CROP_KEY", "FIELDS", "check_image_keys", "META_KEY", "TIMEPOINTS_KEY", "Entry", "field_columns", "sample_entries"]
 
 META_KEY = "meta"
 CROP_KEY = "crop_start"
@@ -35,6 +38,16 @@ FIELDS: tuple[tuple[str, Callable[[SamplePlan, RowLayout], Any]], ...] = (
     ("epoch", lambda plan, layout: plan.key.epoch),
     ("row", lambda plan, layout: plan.row_index),
 )
+
+
+def check_image_keys(columns: ManifestColumns, options: SampleOptions) -> None:
+    """Refuse a further image whose key would hide another field of the sample."""
+    taken = {name for name, _ in FIELDS} | {META_KEY, CROP_KEY, TIMEPOINTS_KEY, options.out_key,
+                                            *options.extra_columns, "replaced"}
+    for image in columns.images:
+        if image.key in taken:
+            raise ConfigError(f"image_columns key {image.key!r} is already a field of every sample "
+                              f"({sorted(taken)}); name that image otherwise.")
 
 
 def sample_entries(plan: SamplePlan, layout: RowLayout, separate: bool) -> list[Entry]:

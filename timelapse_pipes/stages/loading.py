@@ -9,7 +9,7 @@ import numpy as np
 from ..config.options import SampleOptions
 from ..reading.readers import OpenImage, ReaderCache
 from ..reading.regions import crop_slices, read_region
-from ..records import SamplePlan
+from ..records import ManifestRow, SamplePlan
 from .collate import collate_values
 from .fields import field_columns, sample_entries
 from .row_layout import RowLayout
@@ -34,15 +34,20 @@ class BioIOLoader:
         self.readers = readers if readers is not None else ReaderCache()
         self.fs_kwargs = dict(fs_kwargs or {})
         self._layouts: dict[int, RowLayout] = {}  # row index -> its layout (bounded)
+        self._image_layouts: dict[tuple[int, int], tuple[ManifestRow, RowLayout]] = {}  # (row, image) -> layout
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_layouts"] = {}  # worked out again in each process
+        state["_image_layouts"] = {}
         return state
 
     def __call__(self, plan: SamplePlan) -> Sample | list[Sample]:
         """The sample (a list of samples for the "separate" layout) of a complete plan."""
-        return self.attach(self.fields(plan), self.read(plan))
+        arrays = {self.options.out_key: self.read(plan)}
+        for n, image in enumerate(plan.row.images):
+            arrays[image.key] = self.read_image(plan, n)
+        return self.attach(self.fields(plan), arrays)
 
     def layout(self, plan: SamplePlan) -> RowLayout:
         """The layout the plan's row shares with every other sample of it (worked out once)."""
@@ -78,17 +83,19 @@ class BioIOLoader:
 
     def _image(self, plan: SamplePlan, layout: RowLayout) -> OpenImage:
         metadata = layout.metadata
-        return self.readers.get(plan.row.path, layout.reader_class, metadata.scene_index, metadata.resolution,
+        return self.readers.get(layout.row.path, layout.reader_class, metadata.scene_index, metadata.resolution,
                                 self.fs_kwargs, layout.reader_kwargs)
 
-    def _read(self, plan: SamplePlan, layout: RowLayout, image: OpenImage, out: np.ndarray | None) -> np.ndarray:
-        """The plan's pixels in the file's dtype, or cast into ``out`` (as ``astype`` casts)."""
+    def _read(self, plan: SamplePlan, layout: RowLayout, image: OpenImage, out: np.ndarray | None,
+              timepoints: Sequence[int] | None = None) -> np.ndarray:
+        """The plan's pixels (at ``timepoints``, default the plan's) in the file's dtype, or cast into
+        ``out`` (as ``astype`` casts)."""
         offset = plan.crop_offset
         if offset is not None and self.options.spatial_dims == 2:
             offset = (0,) + tuple(offset)
         region = crop_slices(layout.frame_zyx, offset, layout.roi_zyx)
-        return read_region(image, layout.order, plan.timepoints, plan.row.channels, region,  # type: ignore[arg-type]
-                           where=layout.where, out=out)
+        return read_region(image, layout.order, plan.timepoints if timepoints is None else timepoints,  # type: ignore[arg-type]
+                           layout.row.channels, region, where=layout.where, out=out)
 
     def fields(self, plan: SamplePlan) -> Sample | list[Sample]:
         """Everything of the sample but its pixels (one dict per frame for the "separate" layout)."""
@@ -104,15 +111,46 @@ class BioIOLoader:
         entries = [entry for plan in plans for entry in sample_entries(plan, self.layout(plan), separate)]
         return {name: collate_values(values) for name, values in field_columns(entries).items()}
 
-    def attach(self, fields: Sample | list[Sample], data: np.ndarray) -> Sample | list[Sample]:
-        """The sample(s): ``fields`` plus the ``(T, C, Z, Y, X)`` pixels in the sample's layout."""
-        options = self.options
-        if options.spatial_dims == 2:
+    def attach(self, fields: Sample | list[Sample], data: np.ndarray | Mapping[str, np.ndarray]) -> Sample | list[Sample]:
+        """The sample(s): ``fields`` plus the ``(T, C, Z, Y, X)`` pixels in the sample's layout, under
+        ``out_key`` (or each array of ``data`` under its key)."""
+        arrays = {self.options.out_key: data} if isinstance(data, np.ndarray) else dict(data)
+        entries = {key: self.entry_arrays(value) for key, value in arrays.items()}
+        items = fields if isinstance(fields, list) else [fields]
+        samples = [{**item, **{key: np.ascontiguousarray(value[k]) for key, value in entries.items()}}
+                   for k, item in enumerate(items)]
+        return samples if isinstance(fields, list) else samples[0]
+
+    def entry_arrays(self, data: np.ndarray) -> list[np.ndarray]:
+        """``(T, C, Z, Y, X)`` pixels as the sample holds them: one array, or one per frame for the
+        "separate" layout; without Z for ``spatial_dims=2``, without T for one stacked frame."""
+        if self.options.spatial_dims == 2:
             data = data[:, :, 0]
-        if isinstance(fields, list):
-            return [{**item, options.out_key: np.ascontiguousarray(data[k])} for k, item in enumerate(fields)]
-        pixels = data[0] if options.num_timepoints == 1 else data
-        return {**fields, options.out_key: np.ascontiguousarray(pixels)}
+        if self.options.timepoint_layout == "separate":
+            return [data[k] for k in range(len(data))]
+        return [data[0] if self.options.num_timepoints == 1 else data]
+
+    def image_layout(self, plan: SamplePlan, n: int) -> RowLayout:
+        """The layout of the plan's ``n``-th further image (worked out once per row)."""
+        metadata = plan.images[n]
+        found = self._image_layouts.get((plan.row_index, n))
+        if found is None or found[0] is not plan.row or found[1].metadata is not metadata:
+            if len(self._image_layouts) >= MAX_LAYOUTS:
+                self._image_layouts.clear()
+            layout = RowLayout.of(plan.row.for_image(plan.row.images[n]), metadata, self.options)
+            found = self._image_layouts[(plan.row_index, n)] = (plan.row, layout)
+        return found[1]
+
+    def read_image(self, plan: SamplePlan, n: int) -> np.ndarray:
+        """The ``(T, C, Z, Y, X)`` pixels of the plan's ``n``-th further image at the plan's timepoints
+        and crop window, in that file's own dtype (labels stay integers). A single-frame image (T=1,
+        e.g. one mask for a whole movie) gives its frame for every timepoint."""
+        layout = self.image_layout(plan, n)
+        timepoints = plan.timepoints
+        assert timepoints is not None, "plan is not complete"
+        if layout.metadata.dims[layout.order[0]] == 1:
+            timepoints = (0,) * len(timepoints)
+        return self._read(plan, layout, self._image(plan, layout), None, timepoints)
 
     def sample_shape(self, read_shape: tuple[int, ...]) -> tuple[int, ...]:
         """The pixel shape of one sample (of one frame, for the "separate" layout) in a batch."""

@@ -3,12 +3,12 @@ and check once per row that the row fits the image (channels, range, Z, dtype)."
 
 from __future__ import annotations
 
-from ..config.checks import check_row_fits
+from ..config.checks import check_image_fits, check_row_fits
 from ..config.options import SampleOptions
 from ..errors import ImageReadError
 from ..reading.cache.metadata_cache import MetadataCache
 from ..reading.readers import ReaderCache
-from ..records import SamplePlan
+from ..records import ImageMetadata, ManifestRow, SamplePlan
 
 __all__ = ["MetadataCacher"]
 
@@ -30,15 +30,23 @@ class MetadataCacher:
         self.__init__(state["options"], state["metadata"], state["readers"])  # type: ignore[misc]
 
     def __call__(self, plan: SamplePlan) -> SamplePlan:
-        try:
-            metadata = self.metadata.get(plan.row, self.readers)
-        except ImageReadError as error:
-            if str(error).startswith(plan.row.where):
-                raise
-            raise type(error)(f"{plan.row.where}: {error}") from error
+        row = plan.row
+        metadata = self._get(row, row.where)
+        images = tuple(self._get(row.for_image(image), f"{row.where} ({image.key!r})") for image in row.images)
         if plan.row_index not in self._checked:
-            check_row_fits(plan.row, metadata, self.options)
+            check_row_fits(row, metadata, self.options)
+            for image, image_metadata in zip(row.images, images):
+                check_image_fits(row, metadata, image, image_metadata, self.options)
             self._checked.add(plan.row_index)
-        return SamplePlan(plan.key, plan.row_index, plan.row, metadata, plan.timepoints, plan.crop_offset)
+        return SamplePlan(plan.key, plan.row_index, row, metadata, plan.timepoints, plan.crop_offset, images)
+
+    def _get(self, row: ManifestRow, where: str) -> ImageMetadata:
+        """The metadata of ``row``'s file; a read error names the manifest row."""
+        try:
+            return self.metadata.get(row, self.readers)
+        except ImageReadError as error:
+            if str(error).startswith(row.where):
+                raise
+            raise type(error)(f"{where}: {error}") from error
 
 

@@ -30,4 +30,4 @@ class TimepointSampler:
             frame = [dims[a] for a in ("ZYX" if options.spatial_dims == 3 else "YX")]
             offset = choose_crop_offset(options.seed, key.epoch, key.index, frame, options.crop, where=row.where)
         # Built directly: a named tuple's _replace costs a microsecond, a sample's budget is tens.
-        return SamplePlan(key, plan.row_index, row, metadata, timepoints, offset)
+        return SamplePlan(key, plan.row_index, row, metadata, timepoints, offset, plan.images)
