@@ -115,7 +115,7 @@ class SampleOptions:
             "timepoint_sampling": self.timepoint_sampling, "uniform_jitter": self.uniform_jitter,
             "spatial_dims": self.spatial_dims, "dtype": self.dtype,
             "timepoint_layout": self.timepoint_layout,
-            "crop": None if self.crop is None else [list(self.crop.roi_size), self.crop.mode],
+            "crop": None if self.crop is None else self.crop.fingerprint(),
             "reader": self.reader, "time_axis": self.time_axis,
         } | ({"frame_offsets": list(self.frame_offsets)} if self.frame_offsets is not None else {}) \
           | ({"frame_gap": list(self.frame_gap)} if self.frame_gap is not None else {})

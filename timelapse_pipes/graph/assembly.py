@@ -18,6 +18,7 @@ from ..stages.fields import check_image_keys
 from ..stages.loading import BioIOLoader
 from ..stages.metadata import MetadataCacher
 from ..stages.pipeline import SamplePipeline
+from ..stages.placement import ForegroundCropPlacer
 from ..stages.row_planner import ManifestRowPlanner
 from ..stages.timepoints import TimepointSampler
 from ..stages.transform import SeededTransform
@@ -82,6 +83,8 @@ def prepare(
         MetadataCacher(options, MetadataCache(read.metadata_cache, options.reader, fs_kwargs), readers),
         TimepointSampler(options),
     ]
+    if options.crop is not None and options.crop.placed:
+        plan_stages.append(ForegroundCropPlacer(options, readers, fs_kwargs))
     loader = BioIOLoader(options, readers, fs_kwargs)
     stages = [*plan_stages, loader]
     transform = _transform_for_split(transforms, split)

@@ -1,14 +1,17 @@
-"""Where a sample's crop window lies in its frame (pure): centred, or drawn from the sample's stream."""
+"""Where a sample's crop window lies in its frame (pure): centred, drawn from the sample's stream, or
+drawn among the windows where a mask is (foreground-aware placement, decided without rejection)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
+import numpy as np
+
 from ..errors import ConfigError, SampleError
 from .draws import CROP_TAG, sample_rng
 
-__all__ = ["CropSpec", "choose_crop_offset"]
+__all__ = ["CropSpec", "choose_crop_offset", "choose_window", "is_positive", "window_fractions"]
 
 
 @dataclass(frozen=True)
@@ -17,6 +20,20 @@ class CropSpec:
 
     roi_size: tuple[int, ...]
     mode: str = "random"
+    where: str | None = None  # the key of an image (image_columns) whose foreground places the crop
+    min_foreground: float | None = None  # a positive window holds at least this fraction of foreground
+    pos_neg: tuple[int, int] | None = None  # positive : negative windows, as MONAI's RandCropByPosNegLabeld
+
+    @property
+    def placed(self) -> bool:
+        """True when the crop is placed by a mask's foreground."""
+        return self.where is not None
+
+    def fingerprint(self) -> list[object]:
+        """What changes the crops (the placement options only when given)."""
+        placement = [] if self.where is None else [self.where, self.min_foreground,
+                                                   None if self.pos_neg is None else list(self.pos_neg)]
+        return [list(self.roi_size), self.mode, *placement]
 
     @classmethod
     def parse(cls, value: "CropSpec | Mapping[str, object] | None") -> "CropSpec | None":
@@ -25,16 +42,36 @@ class CropSpec:
             return value
         if not isinstance(value, Mapping) or "roi_size" not in value:
             raise ConfigError(f"crop={value!r} must be a mapping with 'roi_size' (and optional 'mode').")
-        unknown = set(value) - {"roi_size", "mode"}
+        known = {"roi_size", "mode", "where", "min_foreground", "pos_neg"}
+        unknown = set(value) - known
         if unknown:
-            raise ConfigError(f"crop has unknown keys {sorted(unknown)}; use 'roi_size' and 'mode'.")
+            raise ConfigError(f"crop has unknown keys {sorted(unknown)}; use {sorted(known)}.")
         roi = tuple(int(v) for v in value["roi_size"])  # type: ignore[union-attr]
         mode = str(value.get("mode", "random"))
         if mode not in ("random", "center"):
             raise ConfigError(f"crop mode={mode!r} must be 'random' or 'center'.")
         if not roi or any(v <= 0 for v in roi):
             raise ConfigError(f"crop roi_size={list(roi)} must hold positive sizes.")
-        return cls(roi_size=roi, mode=mode)
+        where = value.get("where")
+        fraction = value.get("min_foreground")
+        pos_neg = value.get("pos_neg")
+        if where is None and (fraction is not None or pos_neg is not None):
+            raise ConfigError("crop min_foreground and pos_neg place crops by an image's foreground; "
+                              "name that image with crop 'where' (e.g. 'where': 'mask').")
+        if fraction is not None:
+            fraction = float(fraction)  # type: ignore[arg-type]
+            if not 0 < fraction <= 1:
+                raise ConfigError(f"crop min_foreground={fraction} must be in (0, 1].")
+        if pos_neg is not None:
+            ratio = [int(v) for v in pos_neg]  # type: ignore[union-attr]
+            if len(ratio) != 2 or min(ratio) < 0 or sum(ratio) == 0:
+                raise ConfigError(f"crop pos_neg={pos_neg!r} must be two counts [positive, negative], not both 0.")
+            pos_neg = tuple(ratio)
+        if where is not None and mode != "random":
+            raise ConfigError("crop 'where' places crops at random among the windows the mask allows; "
+                              "leave mode out (or 'random').")
+        return cls(roi_size=roi, mode=mode, where=None if where is None else str(where),
+                   min_foreground=fraction, pos_neg=pos_neg)  # type: ignore[arg-type]
 
 
 def choose_crop_offset(seed: int, epoch: int, index: int, frame_shape: Sequence[int],
@@ -57,3 +94,36 @@ def choose_crop_offset(seed: int, epoch: int, index: int, frame_shape: Sequence[
         return tuple((f - r) // 2 for f, r in zip(frame_shape, crop.roi_size))
     rng = sample_rng(seed, epoch, index, CROP_TAG)
     return tuple(rng.integers(0, f - r + 1) for f, r in zip(frame_shape, crop.roi_size))
+
+
+def window_fractions(foreground: np.ndarray, roi_size: Sequence[int]) -> np.ndarray:
+    """The fraction of foreground in every window of ``roi_size`` in a boolean (Z, Y, X) map, indexed
+    by the window's offset: shape ``frame - roi + 1`` per axis. A summed-area table makes it one pass."""
+    table = np.zeros(tuple(n + 1 for n in foreground.shape), dtype=np.int64)
+    table[1:, 1:, 1:] = foreground.astype(np.int64).cumsum(0).cumsum(1).cumsum(2)
+    dz, dy, dx = roi_size
+    z, y, x = (n - r + 1 for n, r in zip(foreground.shape, roi_size))
+    sums = (table[dz:dz + z, dy:dy + y, dx:dx + x] - table[:z, dy:dy + y, dx:dx + x]
+            - table[dz:dz + z, :y, dx:dx + x] - table[dz:dz + z, dy:dy + y, :x]
+            + table[:z, :y, dx:dx + x] + table[:z, dy:dy + y, :x] + table[dz:dz + z, :y, :x] - table[:z, :y, :x])
+    return sums / float(dz * dy * dx)
+
+
+def is_positive(index: int, pos_neg: tuple[int, int] | None) -> bool:
+    """Whether sample ``index`` takes a positive window: exactly ``pos`` of every ``pos + neg``
+    consecutive samples do, so the ratio holds within one in any pass."""
+    if pos_neg is None:
+        return True
+    pos, neg = pos_neg
+    total = pos + neg
+    return (index + 1) * pos // total - index * pos // total == 1
+
+
+def choose_window(seed: int, epoch: int, index: int, allowed: np.ndarray) -> tuple[int, ...] | None:
+    """One offset drawn uniformly among the ``True`` entries of ``allowed`` (offsets by window), or
+    None when there is none."""
+    flat = np.flatnonzero(allowed)
+    if flat.size == 0:
+        return None
+    pick = sample_rng(seed, epoch, index, CROP_TAG).integers(0, int(flat.size))
+    return tuple(int(v) for v in np.unravel_index(int(flat[pick]), allowed.shape))

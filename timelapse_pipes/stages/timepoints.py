@@ -25,7 +25,7 @@ class TimepointSampler:
         stop = metadata.dims[read_order(axis, False)[0]] if row.stop is None else row.stop
         timepoints = self.rule.choose(options.seed, key.epoch, key.index, row.start, stop, row.step, row.where)
         offset = plan.crop_offset
-        if options.crop is not None:
+        if options.crop is not None and not options.crop.placed:  # a placed crop: ForegroundCropPlacer
             dims = effective_dims(metadata, axis)
             frame = [dims[a] for a in ("ZYX" if options.spatial_dims == 3 else "YX")]
             offset = choose_crop_offset(options.seed, key.epoch, key.index, frame, options.crop, where=row.where)
