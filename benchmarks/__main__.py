@@ -16,7 +16,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-SUITES = ("startup", "frames", "small", "decoders", "crops", "resume", "memory", "scaling")
+SUITES = ("startup", "frames", "small", "decoders", "crops", "placement", "resume", "memory", "scaling")
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         decoders,
         frames,
         memory,
+        placement,
         resume,
         scaling,
         small_frames,
@@ -112,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             add("decoders", decoders.run(settings, layouts, folder))
         if "crops" in settings.suites:
             add("crops", crops.run(settings, folder))
+        if "placement" in settings.suites:
+            add("placement", placement.run(settings, folder))
         if "resume" in settings.suites:
             add("resume", resume.run(settings, datasets[0].manifest))
         if "memory" in settings.suites:

@@ -46,8 +46,8 @@ class Settings:
     memory_baseline_rows: int = 50
     workers: tuple[int, ...] = (1, 2)
     scaling_repeats: int | None = 3  # rounds for scaling (its process loaders are slow to start)
-    suites: tuple[str, ...] = field(default=("startup", "frames", "small", "decoders", "crops", "resume",
-                                             "memory", "scaling"))
+    suites: tuple[str, ...] = field(default=("startup", "frames", "small", "decoders", "crops", "placement",
+                                             "resume", "memory", "scaling"))
 
     def describe(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k not in ("suites",)}

@@ -17,6 +17,8 @@ from .row_layout import RowLayout
 __all__ = ["BioIOLoader", "Sample"]
 
 Sample = dict[str, Any]
+# Integer types torch stores but barely computes with, and the type further images are given instead.
+TORCH_FRIENDLY = {"uint16": np.dtype("int32"), "uint32": np.dtype("int64")}
 MAX_LAYOUTS = 4096  # row layouts kept per loader; a manifest with more rows works them out again
 
 
@@ -143,14 +145,16 @@ class BioIOLoader:
 
     def read_image(self, plan: SamplePlan, n: int) -> np.ndarray:
         """The ``(T, C, Z, Y, X)`` pixels of the plan's ``n``-th further image at the plan's timepoints
-        and crop window, in that file's own dtype (labels stay integers). A single-frame image (T=1,
-        e.g. one mask for a whole movie) gives its frame for every timepoint."""
+        and crop window, in that file's own dtype (labels stay integers; uint16 and uint32, which torch
+        barely computes with, widen to int32 and int64). A single-frame image (T=1, e.g. one mask for a
+        whole movie) gives its frame for every timepoint."""
         layout = self.image_layout(plan, n)
         timepoints = plan.timepoints
         assert timepoints is not None, "plan is not complete"
         if layout.metadata.dims[layout.order[0]] == 1:
             timepoints = (0,) * len(timepoints)
-        return self._read(plan, layout, self._image(plan, layout), None, timepoints)
+        data = self._read(plan, layout, self._image(plan, layout), None, timepoints)
+        return data.astype(TORCH_FRIENDLY.get(data.dtype.name, data.dtype), copy=False)
 
     def sample_shape(self, read_shape: tuple[int, ...]) -> tuple[int, ...]:
         """The pixel shape of one sample (of one frame, for the "separate" layout) in a batch."""
