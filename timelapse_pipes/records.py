@@ -31,10 +31,11 @@ class ImageRef:
     scene: int | str = 0
     resolution: int = 0
     reader: str | None = None
+    resize: bool = False  # on another (Z, Y, X) grid: resized to the row's grid, nearest neighbour
 
     def key_fields(self) -> list[Any]:
         """The fields that decide what this image yields (used in fingerprints)."""
-        return [self.key, self.path, self.channels, self.scene, self.resolution, self.reader]
+        return [self.key, self.path, self.channels, self.scene, self.resolution, self.reader, self.resize]
 
 
 @dataclass(frozen=True, slots=True)

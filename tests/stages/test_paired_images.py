@@ -150,3 +150,33 @@ def test_too_few_frames_and_bad_columns_are_refused_by_name(tmp_path: Path) -> N
     empty = write_manifest(tmp_path / "e.csv", [{"path": str(tmp_path / "raw.ome.zarr"), "target": ""}])
     with pytest.raises(tp.ManifestError, match=r"row 1: column 'target' \('target'\) is empty"):
         tp.build_loader(str(empty), split=None, image_columns={"target": "target"})
+
+
+def quarter_mask(raw_path: Path, folder: Path, name: str) -> Path:
+    """A one-frame mask at 1/4 of the raw's Y and X (the raw's first frame, thresholded and subsampled)."""
+    raw = BioImage(str(raw_path)).get_image_data("TCZYX")
+    mask = (raw[:1, :1, :, ::4, ::4] > np.percentile(raw, 60)).astype("uint8")
+    return write_ome_zarr(folder / f"{name}_quarter_mask.ome.zarr", mask, levels=1, chunk=(1, 1, 1, 16, 16))
+
+
+@pytest.mark.real_data
+def test_a_mask_at_a_quarter_of_the_scale_is_read_at_the_matching_window_and_resized(shared_data, tmp_path) -> None:
+    rows = []
+    for name, raw in (("nd2", shared_data / ND2), ("mm", shared_data / MM)):
+        rows.append({"path": str(raw), "mask_path": str(quarter_mask(raw, tmp_path, name))})
+    manifest = write_manifest(tmp_path / "quarter.csv", rows)
+    loader = tp.build_loader(str(manifest), split=None, spatial_dims=2, num_timepoints=2, batch_size=1, seed=6,
+                             samples_per_epoch=8, crop={"roi_size": [24, 24], "where": "mask"},
+                             image_columns={"mask": {"path": "mask_path", "resize": "nearest"}})
+    paths = {row.path: row.images[0].path for row in loader.prepared.manifest.rows}
+    for batch in collect(loader):
+        y, x = batch["crop_start"][0].tolist()
+        small = BioImage(paths[batch["original_path"][0]]).get_image_data("YX", T=0, C=0, Z=0)
+        expected = small[np.ix_((np.arange(y, y + 24)) // 4, (np.arange(x, x + 24)) // 4)]
+        got = batch["mask"][0].numpy()  # [T=2, C=1, 24, 24]: the one-frame mask at both timepoints
+        assert got.shape == (2, 1, 24, 24)
+        np.testing.assert_array_equal(got[0, 0], expected)
+        np.testing.assert_array_equal(got[1, 0], expected)
+        assert got[0, 0].any()  # placed where the mask is
+    with pytest.raises(tp.SampleError, match=r"resize.*nearest"):
+        collect(tp.build_loader(str(manifest), split=None, spatial_dims=2, image_columns={"mask": "mask_path"}))

@@ -107,11 +107,12 @@ def check_image_fits(row: ManifestRow, metadata: ImageMetadata, image: ImageRef,
         raise SampleError(f"{where}: channel {max(image.channels)} is out of range; it has {other['C']} "
                           f"channel(s) (0..{other['C'] - 1}).")
     own_zyx, other_zyx = [own[a] for a in "ZYX"], [other[a] for a in "ZYX"]
-    if own_zyx != other_zyx:
+    if own_zyx != other_zyx and not image.resize:
         raise SampleError(
             f"{where} has frames (Z, Y, X) = {other_zyx} but the row's image ({row.path}) has {own_zyx}; "
             f"every image of a row is read with the same crop window, so they must share one grid "
-            f"(write them at the same size, or point the column at the matching resolution level)."
+            f"(write them at the same size, point the column at the matching resolution level, or give "
+            f"the image \"resize\": \"nearest\" to read the matching window and resize it)."
         )
     stop = own["T"] if row.stop is None else row.stop
     if other["T"] != 1 and other["T"] < stop:

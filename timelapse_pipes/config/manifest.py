@@ -53,6 +53,7 @@ class ImageColumns:
     scene: str | None = None
     resolution: str | None = None
     reader: str | None = None
+    resize: bool = False  # "resize": "nearest": an image on another grid is resized to the row's grid
 
     @classmethod
     def parse(cls, key: str, spec: "str | Mapping[str, Any] | ImageColumns") -> "ImageColumns":
@@ -62,11 +63,16 @@ class ImageColumns:
         if isinstance(spec, str):
             return cls(key=key, path=spec)
         if isinstance(spec, Mapping) and "path" in spec:
-            known = {"path", "channel", "scene", "resolution", "reader"}
+            known = {"path", "channel", "scene", "resolution", "reader", "resize"}
             unknown = sorted(set(spec) - known)
             if unknown:
                 raise ConfigError(f"image_columns[{key!r}] has unknown keys {unknown}; use {sorted(known)}.")
-            return cls(key=key, **{name: None if value is None else str(value) for name, value in spec.items()})
+            resize = spec.get("resize")
+            if resize not in (None, False, "nearest"):
+                raise ConfigError(f"image_columns[{key!r}] resize={resize!r}: only 'nearest' is supported "
+                                  f"(labels and masks keep their values).")
+            columns = {name: None if value is None else str(value) for name, value in spec.items() if name != "resize"}
+            return cls(key=key, resize=resize == "nearest", **columns)
         raise ConfigError(f"image_columns[{key!r}]={spec!r} must be a column name or a mapping with 'path' "
                           f"(and optional 'channel', 'scene', 'resolution', 'reader').")
 
@@ -320,6 +326,7 @@ def _image_ref(record: Mapping[str, Any], image: ImageColumns, where: str, base:
         scene=_parse_scene(record.get(image.scene), where) if image.scene else 0,
         resolution=resolution,
         reader=None if reader in (None, "") else str(reader).strip(),
+        resize=image.resize,
     )
 
 

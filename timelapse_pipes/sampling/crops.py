@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import ConfigError, SampleError
 from .draws import CROP_TAG, sample_rng
 
-__all__ = ["CropSpec", "choose_crop_offset", "choose_window", "is_positive", "window_fractions"]
+__all__ = ["CropSpec", "choose_crop_offset", "choose_window", "is_positive", "nearest_indices", "window_fractions"]
 
 
 @dataclass(frozen=True)
@@ -127,3 +127,10 @@ def choose_window(seed: int, epoch: int, index: int, allowed: np.ndarray) -> tup
         return None
     pick = sample_rng(seed, epoch, index, CROP_TAG).integers(0, int(flat.size))
     return tuple(int(v) for v in np.unravel_index(int(flat[pick]), allowed.shape))
+
+
+def nearest_indices(own: int, other: int, start: int, size: int) -> np.ndarray:
+    """For pixels ``start .. start + size - 1`` of an axis of length ``own``, the nearest pixel of
+    the same axis sampled at length ``other`` (``floor(i * other / own)``): the window to read from
+    a coarser (or finer) image, and how to resize it."""
+    return (np.arange(start, start + size, dtype=np.int64) * other) // own

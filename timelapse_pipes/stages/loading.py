@@ -10,6 +10,7 @@ from ..config.options import SampleOptions
 from ..reading.readers import OpenImage, ReaderCache
 from ..reading.regions import crop_slices, read_region
 from ..records import ManifestRow, SamplePlan
+from ..sampling.crops import nearest_indices
 from .collate import collate_values
 from .fields import field_columns, sample_entries
 from .row_layout import RowLayout
@@ -153,7 +154,21 @@ class BioIOLoader:
         assert timepoints is not None, "plan is not complete"
         if layout.metadata.dims[layout.order[0]] == 1:
             timepoints = (0,) * len(timepoints)
-        data = self._read(plan, layout, self._image(plan, layout), None, timepoints)
+        own = self.layout(plan)
+        if layout.frame_zyx == own.frame_zyx:
+            data = self._read(plan, layout, self._image(plan, layout), None, timepoints)
+        else:  # another grid ("resize": "nearest"): read the matching window, then resize it
+            offset = plan.crop_offset
+            if offset is not None and self.options.spatial_dims == 2:
+                offset = (0,) + tuple(offset)
+            starts = (0, 0, 0) if offset is None else tuple(offset)
+            sizes = own.frame_zyx if own.roi_zyx is None else own.roi_zyx
+            picks = [nearest_indices(n, m, start, size)
+                     for n, m, start, size in zip(own.frame_zyx, layout.frame_zyx, starts, sizes)]
+            region = tuple(slice(int(p[0]), int(p[-1]) + 1) for p in picks)
+            data = read_region(self._image(plan, layout), layout.order, timepoints, layout.row.channels, region,
+                               where=layout.where)
+            data = data[np.ix_(range(data.shape[0]), range(data.shape[1]), *(p - p[0] for p in picks))]
         return data.astype(TORCH_FRIENDLY.get(data.dtype.name, data.dtype), copy=False)
 
     def sample_shape(self, read_shape: tuple[int, ...]) -> tuple[int, ...]:

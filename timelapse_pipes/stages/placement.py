@@ -24,7 +24,12 @@ from ..errors import SampleError
 from ..reading.readers import ReaderCache
 from ..reading.regions import read_region
 from ..records import SamplePlan
-from ..sampling.crops import choose_window, is_positive, window_fractions
+from ..sampling.crops import (
+    choose_window,
+    is_positive,
+    nearest_indices,
+    window_fractions,
+)
 from .row_layout import RowLayout
 
 __all__ = ["ForegroundCropPlacer", "MAX_MAPS"]
@@ -55,7 +60,8 @@ class ForegroundCropPlacer:
         layout = RowLayout.of(plan.row.for_image(plan.row.images[n]), plan.images[n], self.options)
         frames = layout.metadata.dims[layout.order[0]]
         t = plan.timepoints[0] if frames > 1 else 0
-        fractions = self._fractions(layout, t)
+        own = RowLayout.of(plan.row, plan.metadata, self.options)  # type: ignore[arg-type]
+        fractions = self._fractions(layout, t, own.frame_zyx, own.roi_zyx or own.frame_zyx)
         positive = is_positive(plan.key.index, self.crop.pos_neg)
         if positive:
             allowed = fractions >= self.crop.min_foreground if self.crop.min_foreground else fractions > 0
@@ -74,10 +80,11 @@ class ForegroundCropPlacer:
             offset = offset[1:]
         return SamplePlan(key, plan.row_index, plan.row, plan.metadata, plan.timepoints, offset, plan.images)
 
-    def _fractions(self, layout: RowLayout, t: int) -> np.ndarray:
-        """The foreground fraction of every window of the frame at ``t`` (cached)."""
+    def _fractions(self, layout: RowLayout, t: int, grid: tuple[int, ...], roi: tuple[int, ...]) -> np.ndarray:
+        """The foreground fraction of every ``roi`` window of the frame at ``t`` on the row's ``grid``
+        (an image on another grid resized to it, nearest neighbour); cached."""
         metadata = layout.metadata
-        cache_key = (layout.row.path, metadata.scene_index, metadata.resolution, layout.channels, t)
+        cache_key = (layout.row.path, metadata.scene_index, metadata.resolution, layout.channels, t, tuple(grid))
         found = self._maps.get(cache_key)
         if found is not None:
             self._maps.move_to_end(cache_key)
@@ -85,8 +92,11 @@ class ForegroundCropPlacer:
         image = self.readers.get(layout.row.path, layout.reader_class, metadata.scene_index, metadata.resolution,
                                  self.fs_kwargs, layout.reader_kwargs)
         frame = read_region(image, layout.order, [t], layout.row.channels, FULL_FRAME, where=layout.where)[0]
-        roi = layout.roi_zyx if layout.roi_zyx is not None else layout.frame_zyx
-        found = window_fractions(frame.any(axis=0), roi).astype(np.float32)
+        foreground = frame.any(axis=0)
+        if tuple(foreground.shape) != tuple(grid):
+            picks = [nearest_indices(n, m, 0, n) for n, m in zip(grid, foreground.shape)]
+            foreground = foreground[np.ix_(*picks)]
+        found = window_fractions(foreground, roi).astype(np.float32)
         self._maps[cache_key] = found
         if len(self._maps) > MAX_MAPS:
             self._maps.popitem(last=False)
