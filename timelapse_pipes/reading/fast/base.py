@@ -16,7 +16,7 @@ from .chunked import check_out
 
 Handle = TypeVar("Handle")
 
-__all__ = ["NativeArray", "PixelSource", "agrees", "open_local"]
+__all__ = ["NativeArray", "PixelSource", "agrees", "from_local_file"]
 
 
 class PixelSource(Protocol):
@@ -89,12 +89,18 @@ def agrees(dims: str, fixed: dict[str, int], shape: Sequence[int], reported: dic
     return all(reported.get(axis, 1) == sizes.get(axis, 1) for axis in AXES)
 
 
-def open_local(path: str, opener: Callable[[str], Handle]) -> Handle | None:
-    """``opener(path)`` for a local file, kept open by the fast path; None for a remote or staged
-    file (bioio's path reads those) or one the opener refuses."""
+def from_local_file(path: str, opener: Callable[[str], Handle], build: Callable[[Handle], Any]) -> Any:
+    """``build(opener(path))``, the fast path over a file it keeps open; None for a remote or staged
+    file (bioio's path reads those), one the opener refuses, or one ``build`` refuses by raising (the
+    file is then closed at once instead of being left to the collector)."""
     if not os.path.isfile(path):
         return None
     try:
-        return opener(path)
+        handle = opener(path)
     except Exception:
+        return None
+    try:
+        return build(handle)
+    except Exception:
+        handle.close()  # type: ignore[attr-defined]
         return None

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ...records import AXES
-from .base import open_local
+from .base import from_local_file
 from .chunked import check_out
 
 __all__ = ["ND2Frames", "nd2_native"]
@@ -79,27 +79,25 @@ class ND2Frames:
 
 def nd2_native(image: Any, path: str) -> ND2Frames | None:
     """Frames of the image's current scene from a kept-open ``ND2File``; None for remote files or unusual axes."""
-    handle = open_local(path, _open_nd2_file)
-    if handle is None:
-        return None
-    try:
-        sizes = dict(handle.sizes)
-        if handle.is_rgb or not set(sizes) <= {"P", "T", "Z", "C", "Y", "X"}:
-            raise ValueError("unsupported axes")
-        scene = list(image.scenes).index(image.current_scene)
-        frames = {}
-        for index, coords in enumerate(handle.loop_indices):
-            if coords.get("P", 0) == scene:
-                frames[(coords.get("T", 0), coords.get("Z", 0))] = index
-        reported = dict(zip(image.dims.order, image.dims.shape))
-        expected = {"T": sizes.get("T", 1), "C": sizes.get("C", 1), "Z": sizes.get("Z", 1),
-                    "Y": sizes["Y"], "X": sizes["X"]}
-        if any(reported.get(axis, 1) != size for axis, size in expected.items()) or \
-                len(frames) != expected["T"] * expected["Z"]:
-            raise ValueError("dims disagree with bioio")
-    except Exception:  # no fast path: close the file instead of leaving it to the collector
-        handle.close()
-        return None
+    return from_local_file(path, _open_nd2_file, lambda handle: _frames(image, handle))
+
+
+def _frames(image: Any, handle: Any) -> ND2Frames:
+    """The image's current scene in an open ``ND2File``; raises where its axes disagree with bioio's."""
+    sizes = dict(handle.sizes)
+    if handle.is_rgb or not set(sizes) <= {"P", "T", "Z", "C", "Y", "X"}:
+        raise ValueError("unsupported axes")
+    scene = list(image.scenes).index(image.current_scene)
+    frames = {}
+    for index, coords in enumerate(handle.loop_indices):
+        if coords.get("P", 0) == scene:
+            frames[(coords.get("T", 0), coords.get("Z", 0))] = index
+    reported = dict(zip(image.dims.order, image.dims.shape))
+    expected = {"T": sizes.get("T", 1), "C": sizes.get("C", 1), "Z": sizes.get("Z", 1),
+                "Y": sizes["Y"], "X": sizes["X"]}
+    if any(reported.get(axis, 1) != size for axis, size in expected.items()) or \
+            len(frames) != expected["T"] * expected["Z"]:
+        raise ValueError("dims disagree with bioio")
     return ND2Frames(handle, frames, expected["C"])
 
 

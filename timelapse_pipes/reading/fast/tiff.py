@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ...records import AXES
-from .base import NativeArray, PixelSource, agrees, open_local
+from .base import NativeArray, PixelSource, agrees, from_local_file
 from .chunked import ChunkedSource, read_chunked, wanted_indices
 from .threads import fast_decoders
 
@@ -137,41 +137,39 @@ _TIFF_AXES = {"T": "T", "C": "C", "Z": "Z", "Y": "Y", "X": "X", "Q": "Z", "I": "
 
 def tiff_native(image: Any, path: str) -> PixelSource | None:
     """The page decoder on a kept-open ``tifffile`` series, else its zarr store; None for remote files."""
-    tiff = open_local(path, _open_tiff_file)
-    if tiff is None:
-        return None
-    try:
-        scenes = list(image.scenes)
-        scene_index = scenes.index(image.current_scene)
-        level = int(getattr(image, "current_resolution_level", 0) or 0)
-        fixed: dict[str, int] = {}
-        if len(tiff.series) == len(scenes):
-            series = tiff.series[scene_index]
-        elif len(tiff.series) == 1 and "R" in tiff.series[0].axes and \
-                tiff.series[0].shape[tiff.series[0].axes.index("R")] == len(scenes):
-            series, fixed = tiff.series[0], {"R": scene_index}
-        else:
-            raise ValueError("scenes do not map onto series")
-        if level >= len(series.levels) or any(a not in _TIFF_AXES for a in series.axes):
-            raise ValueError("unsupported level or axes")
-        dims = "".join(_TIFF_AXES[a] for a in series.axes)
-        if len(set(dims)) != len(dims) or ("R" in dims and "R" not in fixed):
-            raise ValueError("ambiguous axes")
-        reported = dict(zip(image.dims.order, image.dims.shape))
-        if "S" in reported:
-            raise ValueError("samples axis")
-        if fast_decoders() and agrees(dims, fixed, series.levels[level].shape, reported):
-            pages = TiffPages.from_series(path, tiff, series.levels[level], dims, fixed)
-            if pages is not None:
-                return pages
-        import zarr
+    return from_local_file(path, _open_tiff_file, lambda tiff: _series_source(image, path, tiff))
 
-        array = zarr.open(series.aszarr(level=level), mode="r")
-        if not hasattr(array, "oindex") or not agrees(dims, fixed, array.shape, reported):
-            raise ValueError("dims disagree with bioio")
-    except Exception:  # no fast path: close the file instead of leaving it to the collector
-        tiff.close()
-        return None
+
+def _series_source(image: Any, path: str, tiff: Any) -> PixelSource:
+    """The image's current scene and level in an open ``TiffFile``; raises where it disagrees with bioio."""
+    scenes = list(image.scenes)
+    scene_index = scenes.index(image.current_scene)
+    level = int(getattr(image, "current_resolution_level", 0) or 0)
+    fixed: dict[str, int] = {}
+    if len(tiff.series) == len(scenes):
+        series = tiff.series[scene_index]
+    elif len(tiff.series) == 1 and "R" in tiff.series[0].axes and \
+            tiff.series[0].shape[tiff.series[0].axes.index("R")] == len(scenes):
+        series, fixed = tiff.series[0], {"R": scene_index}
+    else:
+        raise ValueError("scenes do not map onto series")
+    if level >= len(series.levels) or any(a not in _TIFF_AXES for a in series.axes):
+        raise ValueError("unsupported level or axes")
+    dims = "".join(_TIFF_AXES[a] for a in series.axes)
+    if len(set(dims)) != len(dims) or ("R" in dims and "R" not in fixed):
+        raise ValueError("ambiguous axes")
+    reported = dict(zip(image.dims.order, image.dims.shape))
+    if "S" in reported:
+        raise ValueError("samples axis")
+    if fast_decoders() and agrees(dims, fixed, series.levels[level].shape, reported):
+        pages = TiffPages.from_series(path, tiff, series.levels[level], dims, fixed)
+        if pages is not None:
+            return pages
+    import zarr
+
+    array = zarr.open(series.aszarr(level=level), mode="r")
+    if not hasattr(array, "oindex") or not agrees(dims, fixed, array.shape, reported):
+        raise ValueError("dims disagree with bioio")
     return NativeArray(array, dims, fixed, keep_alive=tiff)
 
 
