@@ -1,8 +1,9 @@
 """Fast paths: read a file's own chunks or pages instead of building a dask graph per sample.
 
 bioio's lazy arrays cost a dask task per chunk and per index step (about 90 tasks for a 4-frame,
-2-channel crop). Local OME-Zarr arrays of the common layouts are decoded chunk by chunk
-(:mod:`.zarr`), local TIFF series strip by strip (:mod:`.tiff`), both in parallel (:mod:`.threads`)
+2-channel crop). Local OME-Zarr arrays are read by tensorstore when installed (:mod:`.tensorstore`,
+sharded ones included) or decoded chunk by chunk (:mod:`.zarr`), whichever measured faster for the
+array and the read; local TIFF series strip by strip (:mod:`.tiff`), in parallel (:mod:`.threads`)
 and straight into the caller's output (:mod:`.chunked`); other zarr arrays are read with one
 orthogonal selection (through the ``zarrs`` codec pipeline when installed and the array is local,
 :mod:`.zarrs`), other TIFFs through tifffile's zarr store, ND2 frame by frame from a kept-open

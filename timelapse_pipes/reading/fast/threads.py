@@ -9,8 +9,20 @@ so ``num_workers`` workers (threads or processes) times their decode threads nev
 cores: ``num_workers=0`` decodes on every core, 2 workers on 2 cores decode one chunk at a time
 each. ``configure`` sets it; the environment variable ``TIMELAPSE_PIPES_DECODE_THREADS`` overrides
 it; an unconfigured process worker (a child process) uses one thread, which never oversubscribes.
-``TIMELAPSE_PIPES_FAST_DECODE=0`` turns the library's own decoders off (zarr-python and tifffile's
-zarr store read everything, as before they existed), for comparison or as a safety switch.
+
+tensorstore (the local zarr reader when installed, :mod:`.tensorstore`) decodes on its own thread
+pools instead of this one, sized by the same rule: one ``tensorstore.Context`` per process whose
+``data_copy_concurrency`` and ``file_io_concurrency`` are both limited to
+
+    process_threads() = decode_threads() * reading threads sharing this process
+
+which is what this pool plus its reading threads amount to: ``num_workers=0`` gets every core,
+``num_workers`` thread workers share one context of ``decode_threads() * num_workers`` (about the
+cores), a process worker one of ``decode_threads()``. The reading thread only waits on tensorstore.
+
+``TIMELAPSE_PIPES_FAST_DECODE=0`` turns the library's own decoders and tensorstore off (zarr-python
+and tifffile's zarr store read everything, as before they existed), for comparison or as a safety
+switch.
 """
 
 from __future__ import annotations
@@ -21,8 +33,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
-__all__ = ["configure", "decode_threads", "budget", "usable_cpus", "run_all", "fast_decoders", "ENV_VAR",
-           "FAST_ENV_VAR"]
+__all__ = ["configure", "decode_threads", "process_threads", "budget", "usable_cpus", "run_all", "fast_decoders",
+           "ENV_VAR", "FAST_ENV_VAR"]
 
 ENV_VAR = "TIMELAPSE_PIPES_DECODE_THREADS"
 FAST_ENV_VAR = "TIMELAPSE_PIPES_FAST_DECODE"
@@ -79,6 +91,11 @@ def decode_threads() -> int:
     if multiprocessing.parent_process() is not None:  # an unconfigured worker process: stay serial
         return 1
     return budget(0)
+
+
+def process_threads() -> int:
+    """Threads this process's reads may decode on at once: ``decode_threads()`` per reading thread."""
+    return decode_threads() * _readers
 
 
 def _helpers() -> ThreadPoolExecutor | None:

@@ -1,10 +1,10 @@
-"""The ``zarrs`` codec pipeline (extra ``[fast]``) for the local zarr arrays the chunk decoder refuses.
+"""The ``zarrs`` codec pipeline (extra ``[fast]``) for the local zarr arrays tensorstore and the chunk
+decoder both refuse (or all of them where tensorstore is not installed).
 
-``zarrs`` is zarr-python's Rust codec pipeline. Measured here (``python -m benchmarks``), it reads
-sharded arrays of many small inner chunks about twice as fast as zarr-python's own pipeline, and
-unsharded arrays no faster; the library's chunk decoder (:mod:`.zarr_chunks`) beats both on
-unsharded arrays, so ``zarrs`` serves the rest: sharded or otherwise unusual local arrays. Without
-the package installed (or for a remote array) the array is read by zarr-python as it is.
+``zarrs`` is zarr-python's Rust codec pipeline: it reads sharded arrays of many small inner chunks
+about twice as fast as zarr-python's own pipeline, and unsharded arrays no faster; tensorstore
+(:mod:`.tensorstore`) beats it on both. Without the package installed (or for a remote array) the
+array is read by zarr-python as it is.
 """
 
 from __future__ import annotations
