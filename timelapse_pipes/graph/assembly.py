@@ -83,9 +83,9 @@ def prepare(
         MetadataCacher(options, MetadataCache(read.metadata_cache, options.reader, fs_kwargs), readers),
         TimepointSampler(options),
     ]
-    if options.crop is not None and options.crop.placed:
-        plan_stages.append(ForegroundCropPlacer(options, readers, fs_kwargs))
     loader = BioIOLoader(options, readers, fs_kwargs)
+    if options.crop is not None and options.crop.placed:
+        plan_stages.append(ForegroundCropPlacer(loader))
     stages = [*plan_stages, loader]
     transform = _transform_for_split(transforms, split)
     if transform is not None:

@@ -17,7 +17,7 @@ import torch
 
 from ..errors import BatchShapeError
 from ..records import SampleKey, SamplePlan
-from .collate import collate_samples, mixed_shapes_message
+from .collate import collate_samples, first_difference, mixed_shapes_message
 from .loading import BioIOLoader
 from .pipeline import SamplePipeline, apply_stages
 
@@ -47,8 +47,8 @@ class BatchAssembler:
             return collate_samples([self.pipeline(key) for key in keys], self._describe)
         plans = [apply_stages(key, self.plan_stages) for key in keys]
         shapes = [self.loader.read_shape(plan) for plan in plans]
-        if len(set(shapes)) > 1:
-            other = next(n for n, shape in enumerate(shapes) if shape != shapes[0])
+        other = first_difference(shapes)
+        if other is not None:
             raise BatchShapeError(mixed_shapes_message(
                 _where(plans[0]), self.loader.sample_shape(shapes[0]),
                 _where(plans[other]), self.loader.sample_shape(shapes[other])))
@@ -72,14 +72,14 @@ class BatchAssembler:
         entries = [(plan, entry) for plan in plans
                    for entry in self.loader.entry_arrays(self.loader.read_image(plan, n))]
         shapes = [entry.shape for _, entry in entries]
-        if len(set(shapes)) > 1 or len({entry.dtype for _, entry in entries}) > 1:
-            other = next((k for k, shape in enumerate(shapes) if shape != shapes[0]), None)
-            if other is None:
-                raise BatchShapeError(f"image {plans[0].row.images[n].key!r}: rows of one batch store it in "
-                                      f"different dtypes ({sorted({str(e.dtype) for _, e in entries})}); "
-                                      f"write them in one dtype, or use batch_size=1.")
+        other = first_difference(shapes)
+        if other is not None:
             raise BatchShapeError(mixed_shapes_message(_where(entries[0][0]), shapes[0],
                                                        _where(entries[other][0]), shapes[other]))
+        if len({entry.dtype for _, entry in entries}) > 1:
+            raise BatchShapeError(f"image {plans[0].row.images[n].key!r}: rows of one batch store it in "
+                                  f"different dtypes ({sorted({str(e.dtype) for _, e in entries})}); "
+                                  f"write them in one dtype, or use batch_size=1.")
         return torch.from_numpy(np.stack([entry for _, entry in entries]))
 
 

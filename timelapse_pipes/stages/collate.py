@@ -9,7 +9,7 @@ import torch
 
 from ..errors import BatchShapeError
 
-__all__ = ["collate_samples", "collate_values", "mixed_shapes_message"]
+__all__ = ["collate_samples", "collate_values", "first_difference", "mixed_shapes_message"]
 
 
 def collate_values(values: list[Any]) -> Any:
@@ -18,9 +18,9 @@ def collate_values(values: list[Any]) -> Any:
     first = values[0]
     if isinstance(first, (torch.Tensor, np.ndarray)):
         shapes = [tuple(v.shape) for v in values]
-        if len(set(shapes)) > 1:
-            first, other = 0, next(n for n, shape in enumerate(shapes) if shape != shapes[0])
-            raise BatchShapeError(mixed_shapes_message(f"sample {first}", shapes[first], f"sample {other}", shapes[other]))
+        other = first_difference(shapes)
+        if other is not None:
+            raise BatchShapeError(mixed_shapes_message("sample 0", shapes[0], f"sample {other}", shapes[other]))
         if isinstance(first, torch.Tensor):
             return torch.stack(values)
         return torch.from_numpy(np.stack(values))
@@ -60,6 +60,11 @@ def collate_samples(samples: Sequence[Any], describe: Callable[[dict[str, Any]],
     return batch
 
 
+def first_difference(shapes: Sequence[Any]) -> int | None:
+    """The index of the first shape that differs from the first one, or None when all agree."""
+    return next((n for n, shape in enumerate(shapes) if shape != shapes[0]), None)
+
+
 def mixed_shapes_message(first: str, first_shape: tuple[int, ...], other: str, other_shape: tuple[int, ...]) -> str:
     """Why two samples cannot share a batch, naming both and the three fixes."""
     return (f"cannot batch samples of different shapes: {first} has shape {list(first_shape)} but {other} has "
@@ -71,7 +76,8 @@ def _name_mixed_samples(samples: list[dict[str, Any]], values: list[Any],
                         describe: Callable[[dict[str, Any]], str] | None) -> str:
     """The mixed-shape message naming the two samples by their manifest row and file, where known."""
     shapes = [tuple(getattr(v, "shape", ())) for v in values]
-    other = next(n for n, shape in enumerate(shapes) if shape != shapes[0])
+    other = first_difference(shapes)
+    assert other is not None, "called on samples of one shape"
 
     def name(n: int) -> str:
         sample = samples[n]

@@ -20,9 +20,10 @@ from ..errors import ConfigError
 from ..records import SamplePlan
 from .row_layout import RowLayout
 
-__all__ = ["CROP_KEY", "FIELDS", "check_image_keys", "META_KEY", "TIMEPOINTS_KEY", "Entry", "field_columns", "sample_entries"]
+__all__ = ["CROP_KEY", "FIELDS", "REPLACED_KEY", "check_image_keys", "META_KEY", "TIMEPOINTS_KEY", "Entry", "field_columns", "sample_entries"]
 
 META_KEY = "meta"
+REPLACED_KEY = "replaced"  # set by on_error="skip" (stages.pipeline) on every sample
 CROP_KEY = "crop_start"
 TIMEPOINTS_KEY = "T"
 
@@ -43,7 +44,7 @@ FIELDS: tuple[tuple[str, Callable[[SamplePlan, RowLayout], Any]], ...] = (
 def check_image_keys(columns: ManifestColumns, options: SampleOptions) -> None:
     """Refuse a further image whose key would hide another field of the sample."""
     taken = {name for name, _ in FIELDS} | {META_KEY, CROP_KEY, TIMEPOINTS_KEY, options.out_key,
-                                            *options.extra_columns, "replaced"}
+                                            *options.extra_columns, REPLACED_KEY}
     for image in columns.images:
         if image.key in taken:
             raise ConfigError(f"image_columns key {image.key!r} is already a field of every sample "

@@ -93,12 +93,16 @@ class BioIOLoader:
               timepoints: Sequence[int] | None = None) -> np.ndarray:
         """The plan's pixels (at ``timepoints``, default the plan's) in the file's dtype, or cast into
         ``out`` (as ``astype`` casts)."""
-        offset = plan.crop_offset
-        if offset is not None and self.options.spatial_dims == 2:
-            offset = (0,) + tuple(offset)
-        region = crop_slices(layout.frame_zyx, offset, layout.roi_zyx)
+        region = crop_slices(layout.frame_zyx, self.zyx_offset(plan), layout.roi_zyx)
         return read_region(image, layout.order, plan.timepoints if timepoints is None else timepoints,  # type: ignore[arg-type]
                            layout.row.channels, region, where=layout.where, out=out)
+
+    def zyx_offset(self, plan: SamplePlan) -> tuple[int, ...] | None:
+        """The plan's crop offset as (Z, Y, X) (a (Y, X) crop of ``spatial_dims=2`` reads plane 0)."""
+        offset = plan.crop_offset
+        if offset is not None and self.options.spatial_dims == 2:
+            return (0,) + tuple(offset)
+        return None if offset is None else tuple(offset)
 
     def fields(self, plan: SamplePlan) -> Sample | list[Sample]:
         """Everything of the sample but its pixels (one dict per frame for the "separate" layout)."""
@@ -158,13 +162,11 @@ class BioIOLoader:
         if layout.frame_zyx == own.frame_zyx:
             data = self._read(plan, layout, self._image(plan, layout), None, timepoints)
         else:  # another grid ("resize": "nearest"): read the matching window, then resize it
-            offset = plan.crop_offset
-            if offset is not None and self.options.spatial_dims == 2:
-                offset = (0,) + tuple(offset)
-            starts = (0, 0, 0) if offset is None else tuple(offset)
+            offset = self.zyx_offset(plan)
+            starts = (0, 0, 0) if offset is None else offset
             sizes = own.frame_zyx if own.roi_zyx is None else own.roi_zyx
-            picks = [nearest_indices(n, m, start, size)
-                     for n, m, start, size in zip(own.frame_zyx, layout.frame_zyx, starts, sizes)]
+            picks = [nearest_indices(own_size, other_size, start, size)
+                     for own_size, other_size, start, size in zip(own.frame_zyx, layout.frame_zyx, starts, sizes)]
             region = tuple(slice(int(p[0]), int(p[-1]) + 1) for p in picks)
             data = read_region(self._image(plan, layout), layout.order, timepoints, layout.row.channels, region,
                                where=layout.where)

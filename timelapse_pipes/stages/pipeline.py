@@ -26,6 +26,7 @@ from ..errors import ConfigError, SkipBudgetExceeded
 from ..reading.retry import retry_transient
 from ..records import SampleKey
 from ..sampling.draws import SUBSTITUTE_TAG, sample_rng
+from .fields import REPLACED_KEY
 from .loading import Sample
 
 __all__ = ["SamplePipeline", "apply_stages"]
@@ -127,5 +128,5 @@ class SamplePipeline:
 
 def _mark(sample: Sample | list[Sample], replaced: bool) -> Sample | list[Sample]:
     for item in sample if isinstance(sample, list) else [sample]:
-        item["replaced"] = replaced
+        item[REPLACED_KEY] = replaced
     return sample

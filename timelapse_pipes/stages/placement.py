@@ -15,13 +15,11 @@ sharding stay exact.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
-from ..config.options import SampleOptions
 from ..errors import SampleError
-from ..reading.readers import ReaderCache
 from ..reading.regions import read_region
 from ..records import SamplePlan
 from ..sampling.crops import (
@@ -30,6 +28,7 @@ from ..sampling.crops import (
     nearest_indices,
     window_fractions,
 )
+from .loading import BioIOLoader
 from .row_layout import RowLayout
 
 __all__ = ["ForegroundCropPlacer", "MAX_MAPS"]
@@ -41,13 +40,12 @@ FULL_FRAME = (slice(None), slice(None), slice(None))
 class ForegroundCropPlacer:
     """``SamplePlan -> SamplePlan`` with ``crop_offset`` placed by the ``crop['where']`` image's foreground."""
 
-    def __init__(self, options: SampleOptions, readers: ReaderCache | None = None,
-                 fs_kwargs: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, loader: BioIOLoader) -> None:
+        options = loader.options
         assert options.crop is not None and options.crop.where is not None, "no foreground-placed crop"
+        self.loader = loader  # its row layouts and open files serve the placement too
         self.options = options
         self.crop = options.crop
-        self.readers = readers if readers is not None else ReaderCache()
-        self.fs_kwargs = dict(fs_kwargs or {})
         self._maps: OrderedDict[tuple[Any, ...], np.ndarray] = OrderedDict()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -57,10 +55,10 @@ class ForegroundCropPlacer:
         assert plan.timepoints is not None, "TimepointSampler must run before ForegroundCropPlacer"
         keys = [image.key for image in plan.row.images]
         n = keys.index(self.crop.where)  # validated when the loader was built
-        layout = RowLayout.of(plan.row.for_image(plan.row.images[n]), plan.images[n], self.options)
+        layout = self.loader.image_layout(plan, n)
         frames = layout.metadata.dims[layout.order[0]]
         t = plan.timepoints[0] if frames > 1 else 0
-        own = RowLayout.of(plan.row, plan.metadata, self.options)  # type: ignore[arg-type]
+        own = self.loader.layout(plan)
         fractions = self._fractions(layout, t, own.frame_zyx, own.roi_zyx or own.frame_zyx)
         positive = is_positive(plan.key.index, self.crop.pos_neg)
         if positive:
@@ -89,8 +87,8 @@ class ForegroundCropPlacer:
         if found is not None:
             self._maps.move_to_end(cache_key)
             return found
-        image = self.readers.get(layout.row.path, layout.reader_class, metadata.scene_index, metadata.resolution,
-                                 self.fs_kwargs, layout.reader_kwargs)
+        image = self.loader.readers.get(layout.row.path, layout.reader_class, metadata.scene_index,
+                                        metadata.resolution, self.loader.fs_kwargs, layout.reader_kwargs)
         frame = read_region(image, layout.order, [t], layout.row.channels, FULL_FRAME, where=layout.where)[0]
         foreground = frame.any(axis=0)
         if tuple(foreground.shape) != tuple(grid):
