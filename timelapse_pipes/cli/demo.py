@@ -42,23 +42,25 @@ def run_demo(out: str | None = None, num_workers: int = 2, echo: Callable[[str],
         return tqdm(loader, total=len(loader), desc="streaming", unit="batch",
                     disable=None if os.environ.get("TQDM_DISABLE") is None else True)
 
-    loader = build_loader(str(manifest), **options)
-    t0 = time.perf_counter()
-    reference = _batches(loader, None, progress)
-    seconds = time.perf_counter() - t0
+    # Each loader is closed when done: the interrupted one still has batches in flight in its worker
+    # threads, which must not be left running while the interpreter shuts down.
+    with build_loader(str(manifest), **options) as loader:
+        t0 = time.perf_counter()
+        reference = _batches(loader, None, progress)
+        seconds = time.perf_counter() - t0
     samples = sum(b["raw"].shape[0] for b in reference)
     echo(f"epoch 0: {len(reference)} batches of raw {tuple(reference[0]['raw'].shape)} "
          f"({samples} samples, {samples / seconds:.0f} samples/s)")
 
-    interrupted = build_loader(str(manifest), **options)
-    head = _batches(interrupted, 3, progress)
-    checkpoint = folder / "checkpoint.json"
-    save_state(interrupted.state_dict(), checkpoint)
+    with build_loader(str(manifest), **options) as interrupted:
+        head = _batches(interrupted, 3, progress)
+        checkpoint = folder / "checkpoint.json"
+        save_state(interrupted.state_dict(), checkpoint)
     echo(f"checkpoint after 3 batches -> {checkpoint} ({checkpoint.stat().st_size} bytes of JSON)")
 
-    resumed = build_loader(str(manifest), **options)
-    resumed.load_state_dict(load_state(checkpoint))
-    tail = _batches(resumed, None, progress)
+    with build_loader(str(manifest), **options) as resumed:
+        resumed.load_state_dict(load_state(checkpoint))
+        tail = _batches(resumed, None, progress)
     stitched = head + tail
     same = len(stitched) == len(reference) and all(
         torch.equal(a["raw"], b["raw"]) and a["T"].tolist() == b["T"].tolist()
