@@ -37,7 +37,7 @@ LAYER_OF = {part: rank for rank, parts in enumerate(LAYERS) for part in parts}
 
 # What the pure layers may import from outside the package: no file, network or torch.
 PURE_PARTS = ("records", "sampling")
-PURE_ALLOWED = {"__future__", "dataclasses", "functools", "math", "operator", "typing", "collections", "numpy"}
+PURE_ALLOWED = {"__future__", "bisect", "dataclasses", "functools", "math", "operator", "typing", "collections", "numpy"}
 
 
 def module_name(path: pathlib.Path) -> str:

@@ -20,7 +20,7 @@ PUBLIC = {
     "UnsupportedImageError", "build_index", "build_loader", "collate_samples", "load_state", "parse_channels",
     "read_manifest", "save_state",
 }
-ADDED = {"BatchShapeError", "ErrorPolicy", "ReadOptions", "SampleOptions", "SamplePlan"}
+ADDED = {"BatchShapeError", "ErrorPolicy", "GridSpec", "GridStitcher", "ReadOptions", "SampleOptions", "SamplePlan"}
 
 
 def test_the_root_exports_exactly_the_public_names() -> None:

@@ -41,7 +41,9 @@ from .reading.cache.metadata_cache import MetadataCache
 from .reading.readers import ReaderCache
 from .records import ImageMetadata, ManifestRow, SampleKey, SamplePlan
 from .sampling.crops import CropSpec
+from .sampling.grid import GridSpec
 from .sampling.sharding import Shard
+from .sampling.stitching import GridStitcher
 from .stages import (
     BatchAssembler,
     BioIOLoader,
@@ -64,6 +66,8 @@ __all__ = [
     "ConfigError",
     "ErrorPolicy",
     "CropSpec",
+    "GridSpec",
+    "GridStitcher",
     "ImageMetadata",
     "ImageReadError",
     "Manifest",

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..sampling.crops import CropSpec
+from ..sampling.grid import GridSpec
 from ..sampling.timepoints import TIMEPOINT_SAMPLERS, FrameRule
 
 __all__ = ["ON_ERROR_MODES", "ErrorPolicy", "ReadOptions", "SampleOptions", "TIMEPOINT_LAYOUTS", "dtype_name"]
@@ -50,6 +51,7 @@ class SampleOptions:
     extra_columns: tuple[str, ...] = field(default_factory=tuple)
     frame_offsets: tuple[int, ...] | None = None
     frame_gap: tuple[int, int] | None = None
+    grid: GridSpec | None = None  # tile every row's frames in a fixed order (inference) instead of drawing
 
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
@@ -73,6 +75,11 @@ class SampleOptions:
         object.__setattr__(self, "crop", CropSpec.parse(self.crop))  # type: ignore[arg-type]
         object.__setattr__(self, "extra_columns", tuple(self.extra_columns or ()))
         self._normalize_time_aware()
+        object.__setattr__(self, "grid", GridSpec.parse(self.grid, self.spatial_dims))  # type: ignore[arg-type]
+        if self.grid is not None and (self.crop is not None or self.time_aware):
+            other = "crop" if self.crop is not None else "frame_offsets / frame_gap"
+            raise ConfigError(f"grid tiles every frame in a fixed order, so it replaces {other}; give the tile "
+                              f"size as grid={{'roi_size': [...]}} and the frames per sample as num_timepoints.")
         if self.crop is not None and len(self.crop.roi_size) != self.spatial_dims:
             raise ConfigError(
                 f"crop roi_size={list(self.crop.roi_size)} must have {self.spatial_dims} sizes "
@@ -118,7 +125,8 @@ class SampleOptions:
             "crop": None if self.crop is None else self.crop.fingerprint(),
             "reader": self.reader, "time_axis": self.time_axis,
         } | ({"frame_offsets": list(self.frame_offsets)} if self.frame_offsets is not None else {}) \
-          | ({"frame_gap": list(self.frame_gap)} if self.frame_gap is not None else {})
+          | ({"frame_gap": list(self.frame_gap)} if self.frame_gap is not None else {}) \
+          | ({"grid": self.grid.fingerprint()} if self.grid is not None else {})
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,11 @@ from ..config.options import ErrorPolicy, ReadOptions, SampleOptions
 from ..errors import ConfigError
 from ..reading.cache.metadata_cache import MetadataCache
 from ..reading.readers import ReaderCache
+from ..sampling.grid import GridIndex
 from ..sampling.rows import resolve_samples_per_epoch
 from ..stages.batch import BatchAssembler
 from ..stages.fields import check_image_keys
+from ..stages.grid import GridRowPlanner, GridWindowPlanner, build_grid
 from ..stages.loading import BioIOLoader
 from ..stages.metadata import MetadataCacher
 from ..stages.pipeline import SamplePipeline
@@ -37,6 +39,7 @@ class Prepared:
     config: dict[str, Any]
     readers: ReaderCache
     assemble_batch: BatchAssembler  # keys -> collated batch, what build_loader's graph maps
+    grid: GridIndex | None = None  # the inference grid's cells, when ``grid=`` tiles the frames
 
     def close(self) -> None:
         """Close the files this process has open for these samples (they reopen on demand)."""
@@ -64,7 +67,9 @@ def prepare(
     stop_inclusive: bool = False,
     **keywords: Any,
 ) -> Prepared:
-    """Read the manifest and validate every option; opens no image file.
+    """Read the manifest and validate every option; opens no image file (but with ``grid=``, whose
+    epoch length depends on the frame sizes: then each row's metadata is read once, or found in a
+    persisted ``metadata_cache``).
 
     Options come as objects (``sample=SampleOptions(...)``, ``columns=ManifestColumns(...)``,
     ``reading=ReadOptions(...)``, ``errors=ErrorPolicy(...)``) or as cyto-dl's flat keywords
@@ -75,14 +80,20 @@ def prepare(
     check_image_keys(chosen.columns, options)
     manifest = read_manifest(path, split=split, columns=chosen.columns, extra_columns=options.extra_columns,
                              stop_inclusive=stop_inclusive, storage_options=read.storage_options)
-    num_samples = resolve_samples_per_epoch(samples_per_epoch, split, len(manifest))
     readers = ReaderCache(read.max_open_files, read.stage_dir, read.stage_max_bytes)
     fs_kwargs = dict(read.storage_options or {})
-    plan_stages: list[Callable[[Any], Any]] = [
-        ManifestRowPlanner(manifest, options.seed),
-        MetadataCacher(options, MetadataCache(read.metadata_cache, options.reader, fs_kwargs), readers),
-        TimepointSampler(options),
-    ]
+    metadata = MetadataCacher(options, MetadataCache(read.metadata_cache, options.reader, fs_kwargs), readers)
+    grid = None
+    if options.grid is not None:
+        if samples_per_epoch is not None:
+            raise ConfigError("grid= covers every frame once per epoch, so it sets the epoch's length; "
+                              "leave samples_per_epoch out.")
+        grid = build_grid(manifest, options, metadata)
+        num_samples = len(grid)
+        plan_stages: list[Callable[[Any], Any]] = [GridRowPlanner(manifest, grid), metadata, GridWindowPlanner(grid)]
+    else:
+        num_samples = resolve_samples_per_epoch(samples_per_epoch, split, len(manifest))
+        plan_stages = [ManifestRowPlanner(manifest, options.seed), metadata, TimepointSampler(options)]
     loader = BioIOLoader(options, readers, fs_kwargs)
     if options.crop is not None and options.crop.placed:
         plan_stages.append(ForegroundCropPlacer(loader))
@@ -98,7 +109,7 @@ def prepare(
     config["on_error"] = policy.on_error
     assemble_batch = BatchAssembler(pipeline, plan_stages, loader,
                                     per_sample=transform is not None or policy.on_error != "raise")
-    return Prepared(manifest, options, num_samples, pipeline, config, readers, assemble_batch)
+    return Prepared(manifest, options, num_samples, pipeline, config, readers, assemble_batch, grid)
 
 
 def _describe(transform: Any) -> str:

@@ -10,6 +10,8 @@ computes the same plan for the same sample.
 * :mod:`.rows`: which row a sample reads, uniformly (one permutation per pass) or by row weights;
 * :mod:`.timepoints`: which frames (random, sequential, uniform, offsets, gap);
 * :mod:`.crops`: where the crop window lies;
+* :mod:`.grid`: the inference grid (no draws: rows, frame windows and tiles in one fixed order),
+  and :mod:`.stitching`, its inverse, which puts tile predictions back into whole frames;
 * :mod:`.dims`: how a file's axes map onto the T, C, Z, Y, X a sample is read in;
 * :mod:`.sharding`: which samples of the global order a rank takes.
 """

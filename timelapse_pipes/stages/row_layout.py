@@ -43,6 +43,8 @@ class RowLayout:
         returned = len(channels) * (metadata.dims.get("S", 1) if metadata.has_samples_axis else 1)
         frame = tuple(metadata.dims[axis] for axis in order[2:5])
         roi = None if options.crop is None else tuple(options.crop.roi_size)
+        if options.grid is not None:  # the grid's tile, cut to this row's frame
+            roi = options.grid.tile_size(frame[3 - options.spatial_dims:])
         zyx = frame if roi is None else frame[:3 - len(roi)] + roi
         if roi is not None and options.spatial_dims == 2:  # a (Y, X) crop reads the one plane
             roi = (1,) + roi
