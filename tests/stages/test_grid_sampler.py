@@ -134,3 +134,11 @@ def test_the_map_style_dataset_serves_the_same_grid(small_grid: Path) -> None:
             sample = dataset[i]
             assert sample["crop_start"] == batch["crop_start"][k].tolist() and sample["T"] == batch["T"][k].tolist()
             np.testing.assert_array_equal(sample["raw"], batch["raw"][k].numpy())
+
+
+@pytest.mark.parametrize("layout", ["stack", "separate"])
+def test_frame_windows_stitch_back_in_both_layouts(small_grid: Path, layout: str) -> None:
+    loader = tp.build_loader(str(small_grid), num_timepoints=2, timepoint_layout=layout, **GRID)
+    rows = stitch(loader, "raw")
+    for n, row in enumerate(loader.prepared.manifest.rows):
+        np.testing.assert_array_equal(rows[n], BioImage(row.path).get_image_data("TCZYX")[:, :, 0].astype(np.float32))
