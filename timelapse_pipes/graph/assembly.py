@@ -40,9 +40,13 @@ class Prepared:
     readers: ReaderCache
     assemble_batch: BatchAssembler  # keys -> collated batch, what build_loader's graph maps
     grid: GridIndex | None = None  # the inference grid's cells, when ``grid=`` tiles the frames
+    metadata_cache: MetadataCache | None = None  # this process's metadata cache (and placement maps)
 
     def close(self) -> None:
-        """Close the files this process has open for these samples (they reopen on demand)."""
+        """Write what this process added to the metadata cache file, and close the files it has open
+        for these samples (they reopen on demand)."""
+        if self.metadata_cache is not None:
+            self.metadata_cache.flush()
         self.readers.close()
 
 
@@ -82,7 +86,8 @@ def prepare(
                              stop_inclusive=stop_inclusive, storage_options=read.storage_options)
     readers = ReaderCache(read.max_open_files, read.stage_dir, read.stage_max_bytes)
     fs_kwargs = dict(read.storage_options or {})
-    metadata = MetadataCacher(options, MetadataCache(read.metadata_cache, options.reader, fs_kwargs), readers)
+    metadata_cache = MetadataCache(read.metadata_cache, options.reader, fs_kwargs)
+    metadata = MetadataCacher(options, metadata_cache, readers)
     grid = None
     if options.grid is not None:
         if samples_per_epoch is not None:
@@ -96,7 +101,7 @@ def prepare(
         plan_stages = [ManifestRowPlanner(manifest, options.seed), metadata, TimepointSampler(options)]
     loader = BioIOLoader(options, readers, fs_kwargs)
     if options.crop is not None and options.crop.placed:
-        plan_stages.append(ForegroundCropPlacer(loader))
+        plan_stages.append(ForegroundCropPlacer(loader, metadata_cache))
     stages = [*plan_stages, loader]
     transform = _transform_for_split(transforms, split)
     if transform is not None:
@@ -109,7 +114,7 @@ def prepare(
     config["on_error"] = policy.on_error
     assemble_batch = BatchAssembler(pipeline, plan_stages, loader,
                                     per_sample=transform is not None or policy.on_error != "raise")
-    return Prepared(manifest, options, num_samples, pipeline, config, readers, assemble_batch, grid)
+    return Prepared(manifest, options, num_samples, pipeline, config, readers, assemble_batch, grid, metadata_cache)
 
 
 def _describe(transform: Any) -> str:

@@ -12,6 +12,8 @@ computes the same plan for the same sample.
 * :mod:`.crops`: where the crop window lies;
 * :mod:`.grid`: the inference grid (no draws: rows, frame windows and tiles in one fixed order),
   and :mod:`.stitching`, its inverse, which puts tile predictions back into whole frames;
+* :mod:`.class_ratios`, :mod:`.centre_draws`, :mod:`.block_maps`: crops placed by label classes, by a
+  weight map, and from low-resolution foreground counts;
 * :mod:`.dims`: how a file's axes map onto the T, C, Z, Y, X a sample is read in;
 * :mod:`.sharding`: which samples of the global order a rank takes.
 """

@@ -9,31 +9,57 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..errors import ConfigError, SampleError
+from .class_ratios import whole_ratios
 from .draws import CROP_TAG, sample_rng
 
-__all__ = ["CropSpec", "choose_crop_offset", "choose_window", "is_positive", "nearest_indices", "window_fractions"]
+__all__ = ["PLACEMENT_KEYS", "CropSpec", "choose_crop_offset", "choose_window", "is_positive", "nearest_indices", "window_fractions"]
+
+
+PLACEMENT_KEYS = ("where", "min_foreground", "pos_neg", "ratios", "num_classes", "map_block", "weights")
 
 
 @dataclass(frozen=True)
 class CropSpec:
-    """A region of interest read by crop pushdown. ``roi_size`` is (Z, Y, X) or (Y, X)."""
+    """A region of interest read by crop pushdown. ``roi_size`` is (Z, Y, X) or (Y, X).
+
+    Placement (each a pure function of (seed, epoch, i) and the files): by an image's foreground
+    (``where``, with ``min_foreground``, ``pos_neg`` and ``map_block``), by its label classes
+    (``where`` with ``ratios`` or ``num_classes``), or by a weight map (``weights``).
+    """
 
     roi_size: tuple[int, ...]
     mode: str = "random"
     where: str | None = None  # the key of an image (image_columns) whose foreground places the crop
     min_foreground: float | None = None  # a positive window holds at least this fraction of foreground
     pos_neg: tuple[int, int] | None = None  # positive : negative windows, as MONAI's RandCropByPosNegLabeld
+    ratios: tuple[int, ...] | None = None  # windows per label class (background first), as RandCropByLabelClassesd
+    num_classes: int | None = None  # the label classes of one-channel labels (ratios 1 each when ratios is None)
+    map_block: int | None = None  # plan from a foreground map of block x block x block tiles (kept in the cache)
+    weights: str | None = None  # the key of an image whose values weight the window centres (torchio's WeightedSampler)
 
     @property
     def placed(self) -> bool:
-        """True when the crop is placed by a mask's foreground."""
-        return self.where is not None
+        """True when the crop is placed by an image of the row (foreground, classes or weights)."""
+        return self.where is not None or self.weights is not None
+
+    @property
+    def by_class(self) -> bool:
+        """True when the crop is centred on a label class drawn by ``ratios``."""
+        return self.ratios is not None
+
+    @property
+    def placing_image(self) -> str | None:
+        """The key of the image that places the crop."""
+        return self.where if self.where is not None else self.weights
 
     def fingerprint(self) -> list[object]:
         """What changes the crops (the placement options only when given)."""
         placement = [] if self.where is None else [self.where, self.min_foreground,
                                                    None if self.pos_neg is None else list(self.pos_neg)]
-        return [list(self.roi_size), self.mode, *placement]
+        later = {"ratios": None if self.ratios is None else list(self.ratios), "num_classes": self.num_classes,
+                 "map_block": self.map_block, "weights": self.weights}
+        given = {name: value for name, value in later.items() if value is not None}
+        return [list(self.roi_size), self.mode, *placement, *([given] if given else [])]
 
     @classmethod
     def parse(cls, value: "CropSpec | Mapping[str, object] | None") -> "CropSpec | None":
@@ -42,7 +68,7 @@ class CropSpec:
             return value
         if not isinstance(value, Mapping) or "roi_size" not in value:
             raise ConfigError(f"crop={value!r} must be a mapping with 'roi_size' (and optional 'mode').")
-        known = {"roi_size", "mode", "where", "min_foreground", "pos_neg"}
+        known = {"roi_size", "mode", *PLACEMENT_KEYS}
         unknown = set(value) - known
         if unknown:
             raise ConfigError(f"crop has unknown keys {sorted(unknown)}; use {sorted(known)}.")
@@ -52,26 +78,55 @@ class CropSpec:
             raise ConfigError(f"crop mode={mode!r} must be 'random' or 'center'.")
         if not roi or any(v <= 0 for v in roi):
             raise ConfigError(f"crop roi_size={list(roi)} must hold positive sizes.")
-        where = value.get("where")
-        fraction = value.get("min_foreground")
-        pos_neg = value.get("pos_neg")
-        if where is None and (fraction is not None or pos_neg is not None):
-            raise ConfigError("crop min_foreground and pos_neg place crops by an image's foreground; "
-                              "name that image with crop 'where' (e.g. 'where': 'mask').")
-        if fraction is not None:
-            fraction = float(fraction)  # type: ignore[arg-type]
-            if not 0 < fraction <= 1:
-                raise ConfigError(f"crop min_foreground={fraction} must be in (0, 1].")
-        if pos_neg is not None:
-            ratio = [int(v) for v in pos_neg]  # type: ignore[union-attr]
-            if len(ratio) != 2 or min(ratio) < 0 or sum(ratio) == 0:
-                raise ConfigError(f"crop pos_neg={pos_neg!r} must be two counts [positive, negative], not both 0.")
-            pos_neg = tuple(ratio)
-        if where is not None and mode != "random":
-            raise ConfigError("crop 'where' places crops at random among the windows the mask allows; "
+        placement = _placement(value)
+        if (placement["where"] is not None or placement["weights"] is not None) and mode != "random":
+            raise ConfigError("crop 'where' and 'weights' place crops at random among the windows the image allows; "
                               "leave mode out (or 'random').")
-        return cls(roi_size=roi, mode=mode, where=None if where is None else str(where),
-                   min_foreground=fraction, pos_neg=pos_neg)  # type: ignore[arg-type]
+        return cls(roi_size=roi, mode=mode, **placement)  # type: ignore[arg-type]
+
+
+def _placement(value: Mapping[str, object]) -> dict[str, object]:
+    """The placement keys of a crop mapping, checked together."""
+    where, weights = value.get("where"), value.get("weights")
+    fraction, pos_neg, block = value.get("min_foreground"), value.get("pos_neg"), value.get("map_block")
+    ratios, num_classes = value.get("ratios"), value.get("num_classes")
+    foreground = [name for name in ("min_foreground", "pos_neg", "map_block") if value.get(name) is not None]
+    classes = [name for name in ("ratios", "num_classes") if value.get(name) is not None]
+    if where is None and (foreground or classes):
+        raise ConfigError(f"crop {' and '.join(foreground + classes)} place crops by an image's foreground; "
+                          f"name that image with crop 'where' (e.g. 'where': 'mask').")
+    if weights is not None and where is not None:
+        raise ConfigError("crop 'where' and 'weights' both place the crop; give one (weights: centres drawn in "
+                          "proportion to that image, where: by its foreground or label classes).")
+    if foreground and classes:
+        raise ConfigError(f"crop {foreground} choose windows by foreground, {classes} by label class; give one kind.")
+    if fraction is not None:
+        fraction = float(fraction)  # type: ignore[arg-type]
+        if not 0 < fraction <= 1:
+            raise ConfigError(f"crop min_foreground={fraction} must be in (0, 1].")
+    if pos_neg is not None:
+        ratio = [int(v) for v in pos_neg]  # type: ignore[attr-defined]
+        if len(ratio) != 2 or min(ratio) < 0 or sum(ratio) == 0:
+            raise ConfigError(f"crop pos_neg={pos_neg!r} must be two counts [positive, negative], not both 0.")
+        pos_neg = tuple(ratio)
+    if block is not None and (isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1):
+        raise ConfigError(f"crop map_block={block!r} must be a whole number of pixels >= 1 (e.g. 8).")
+    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer))
+                                    or num_classes < 1):
+        raise ConfigError(f"crop num_classes={num_classes!r} must be a whole number >= 1 (background included).")
+    if ratios is not None:
+        if isinstance(ratios, (str, bytes)) or not isinstance(ratios, Sequence):
+            raise ConfigError(f"crop ratios={ratios!r} must be a list of numbers, one per class (background first).")
+        ratios = whole_ratios(ratios, "crop ratios")
+        if num_classes is not None and len(ratios) != num_classes:
+            raise ConfigError(f"crop ratios has {len(ratios)} values but num_classes={num_classes}; give one ratio "
+                              f"per class, background (class 0) first.")
+    elif num_classes is not None:
+        ratios = (1,) * int(num_classes)  # type: ignore[call-overload]  # MONAI: every class equally often
+    return {"where": None if where is None else str(where), "min_foreground": fraction, "pos_neg": pos_neg,
+            "ratios": ratios, "num_classes": None if num_classes is None else int(num_classes),  # type: ignore[call-overload]
+            "map_block": None if block is None else int(block),  # type: ignore[call-overload]
+            "weights": None if weights is None else str(weights)}
 
 
 def choose_crop_offset(seed: int, epoch: int, index: int, frame_shape: Sequence[int],

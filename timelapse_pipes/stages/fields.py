@@ -49,10 +49,12 @@ def check_image_keys(columns: ManifestColumns, options: SampleOptions) -> None:
         if image.key in taken:
             raise ConfigError(f"image_columns key {image.key!r} is already a field of every sample "
                               f"({sorted(taken)}); name that image otherwise.")
-    where = None if options.crop is None else options.crop.where
-    if where is not None and where not in [image.key for image in columns.images]:
-        raise ConfigError(f"crop 'where': {where!r} must name an image of image_columns "
-                          f"({[image.key for image in columns.images]}), e.g. image_columns={{{where!r}: 'mask_path'}}.")
+    keys = [image.key for image in columns.images]
+    for name in ("where", "weights"):
+        placing = None if options.crop is None else getattr(options.crop, name)
+        if placing is not None and placing not in keys:
+            raise ConfigError(f"crop {name!r}: {placing!r} must name an image of image_columns ({keys}), "
+                              f"e.g. image_columns={{{placing!r}: 'mask_path'}}.")
 
 
 def sample_entries(plan: SamplePlan, layout: RowLayout, separate: bool) -> list[Entry]:

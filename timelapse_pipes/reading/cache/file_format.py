@@ -4,6 +4,10 @@ The file holds JSON documents, one per line:
 
 * line 1: ``{"version": V, "entries": {key: metadata}}``; an index adds ``"index"`` (what it was
   built for) and ``"problems"`` (the rows that failed, with ``inspect``'s messages);
+* ``"maps"``, when a loader planned crops from low-resolution foreground maps (``crop["map_block"]``):
+  each map by ``[path, signature, scene, level, reader, channels, timepoint, grid, block]``, as
+  :func:`encode_array` writes it (zlib-compressed, base64); absent otherwise, so caches without
+  maps are unchanged;
 * further lines, appended while an index is being built: ``{"entries": {...}}`` chunks, each
   appended whole and fsynced, so a killed build keeps every chunk it appended. A last line cut
   short by the kill is ignored (its entries are read again by the next build).
@@ -16,21 +20,27 @@ the signature being ``size|mtime`` or ``size|ETag`` (:func:`timelapse_pipes.read
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, Mapping
+
+import numpy as np
 
 from .atomic import write_json_atomic
 
 __all__ = ["CACHE_VERSION", "CacheContents", "cache_key", "key_fields", "read_cache", "parse_cache", "write_cache",
-           "append_entries", "VERSION_KEY", "ENTRIES_KEY", "INDEX_KEY", "PROBLEMS_KEY"]
+           "append_entries", "decode_array", "encode_array", "VERSION_KEY", "ENTRIES_KEY", "INDEX_KEY", "MAPS_KEY",
+           "PROBLEMS_KEY"]
 
 CACHE_VERSION = 2  # the entry format this library reads and writes
 VERSION_KEY = "version"
 ENTRIES_KEY = "entries"
 INDEX_KEY = "index"
 PROBLEMS_KEY = "problems"
+MAPS_KEY = "maps"
 
 Location = tuple[str, Any, int, Any]  # (path, scene, level, reader): an entry without its signature
 
@@ -42,6 +52,7 @@ class CacheContents:
     entries: dict[str, dict] = field(default_factory=dict)
     index: dict[str, Any] | None = None
     problems: list[dict] = field(default_factory=list)
+    maps: dict[str, dict] = field(default_factory=dict)  # low-resolution foreground maps, by key
     _locations: dict[Location, str] | None = field(default=None, repr=False, compare=False)
 
     def key_at(self, location: Location) -> str | None:
@@ -86,6 +97,9 @@ def parse_cache(text: str, version: int) -> CacheContents:
         entries = None if document is None else document.get(ENTRIES_KEY)
         if isinstance(entries, dict):
             contents.entries.update(entries)
+        maps = None if document is None else document.get(MAPS_KEY)
+        if isinstance(maps, dict):
+            contents.maps.update(maps)
     return contents
 
 
@@ -113,6 +127,8 @@ def write_cache(path: str, contents: CacheContents, version: int) -> None:
         document[INDEX_KEY] = contents.index
         document[PROBLEMS_KEY] = contents.problems
     document[ENTRIES_KEY] = dict(sorted(contents.entries.items()))
+    if contents.maps:
+        document[MAPS_KEY] = dict(sorted(contents.maps.items()))
     write_json_atomic(path, document, prefix=".metadata-", newline=True)
 
 
@@ -125,3 +141,19 @@ def append_entries(path: str, entries: Mapping[str, dict]) -> None:
         stream.write(line)
         stream.flush()
         os.fsync(stream.fileno())
+
+
+def encode_array(array: np.ndarray) -> dict[str, Any]:
+    """A small integer array as JSON: shape, dtype and its bytes, zlib-compressed, in base64."""
+    data = np.ascontiguousarray(array)
+    return {"shape": list(data.shape), "dtype": data.dtype.str,
+            "data": base64.b64encode(zlib.compress(data.tobytes())).decode("ascii")}
+
+
+def decode_array(document: Mapping[str, Any]) -> np.ndarray | None:
+    """The array :func:`encode_array` wrote; None for a damaged document (it is computed again)."""
+    try:
+        raw = zlib.decompress(base64.b64decode(document["data"]))
+        return np.frombuffer(raw, dtype=np.dtype(document["dtype"])).reshape(document["shape"]).copy()
+    except (KeyError, TypeError, ValueError, zlib.error):
+        return None

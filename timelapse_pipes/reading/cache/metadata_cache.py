@@ -8,14 +8,20 @@ file, then rename) and merged with what other processes wrote. It is never writt
 ``persist_path`` may also be an index written by :func:`timelapse_pipes.build_index`, local or a
 URL (``s3://``, ``gs://``, ``az://``, ``http(s)://``). An index is read once per process and is
 read-only to loaders; its format is in :mod:`timelapse_pipes.reading.cache.file_format`.
+
+It also keeps the low-resolution foreground maps crop placement plans from (:meth:`stored_map`,
+:meth:`store_map`), by the same file signature, so a second run plans without reading a mask frame.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
+
+import numpy as np
 
 from ...errors import ConfigError
 from ...records import ImageMetadata, ManifestRow
@@ -26,6 +32,8 @@ from .file_format import (
     CACHE_VERSION,
     CacheContents,
     cache_key,
+    decode_array,
+    encode_array,
     parse_cache,
     read_cache,
     write_cache,
@@ -65,6 +73,7 @@ class MetadataCache:
         self._dirty = False
         self._last_flush = 0.0
         self._lock = threading.Lock()
+        self._signatures: dict[str, str] = {}  # path -> signature, for the maps (one stat per file)
         self.files_opened = 0
 
     def __getstate__(self) -> dict:
@@ -119,6 +128,34 @@ class MetadataCache:
         self._memory[key] = found
         return found
 
+    def _map_key(self, location: Sequence[Any], detail: Sequence[Any]) -> str:
+        path = location[0]
+        signature = self._signatures.get(path)
+        if signature is None:
+            signature = self._signatures[path] = file_signature(path, self.fs_kwargs)
+        return json.dumps([path, signature, *location[1:], *detail])
+
+    def stored_map(self, location: Sequence[Any], detail: Sequence[Any]) -> np.ndarray | None:
+        """The map kept for the image at ``location`` (path, scene, level, reader) and ``detail``, if any."""
+        if self.persist_path is None:
+            return None
+        found = self._load_persisted().maps.get(self._map_key(location, detail))
+        return None if found is None else decode_array(found)
+
+    def store_map(self, location: Sequence[Any], detail: Sequence[Any], array: np.ndarray) -> None:
+        """Keep a map in the cache file (a writable cache only; flushed with the metadata)."""
+        if self.persist_path is None:
+            return
+        contents = self._load_persisted()
+        if not self._writable(contents):
+            return
+        key = self._map_key(location, detail)
+        with self._lock:
+            contents.maps[key] = encode_array(array)
+            self._dirty = True
+        if time.monotonic() - self._last_flush > self.FLUSH_INTERVAL_S:
+            self.flush()
+
     def _load_persisted(self) -> CacheContents:
         if self._persisted is None:
             assert self.persist_path is not None
@@ -135,6 +172,7 @@ class MetadataCache:
         with self._lock:
             merged = read_cache(self.persist_path, CACHE_VERSION)
             merged.entries.update(self._load_persisted().entries)
+            merged.maps.update(self._load_persisted().maps)
             write_cache(self.persist_path, merged, CACHE_VERSION)
             self._persisted = merged
             self._dirty = False
