@@ -10,7 +10,12 @@ import numpy as np
 import pytest
 
 import timelapse_pipes as tp
-from timelapse_pipes.sampling.block_maps import block_counts, window_bounds
+from timelapse_pipes.sampling.block_maps import (
+    TileWindows,
+    block_counts,
+    run_bounds,
+    window_bounds,
+)
 from timelapse_pipes.sampling.crops import is_positive, window_fractions
 from timelapse_pipes.testing import (
     assert_batches_equal,
@@ -55,6 +60,10 @@ def test_the_bounds_bracket_every_windows_fraction() -> None:
         lower, upper = window_bounds(block_counts(foreground, block), block, shape, roi)
         exact = window_fractions(foreground, roi)
         assert np.all(lower <= exact + 1e-12) and np.all(exact <= upper + 1e-12)
+        runs, run_lower, _ = run_bounds(block_counts(foreground, block), block, shape, roi)
+        listed = TileWindows(runs, run_lower >= 0.1)  # the allowed starts, run by run, in some order
+        assert sorted(listed.at(n) for n in range(listed.count)) == [tuple(int(v) for v in at)
+                                                                      for at in zip(*np.nonzero(lower >= 0.1))]
         one = window_bounds(block_counts(foreground, [1, 1, 1]), [1, 1, 1], shape, roi)
         np.testing.assert_allclose(one[0], exact)
         np.testing.assert_allclose(one[1], exact)

@@ -12,7 +12,7 @@ from ..errors import ConfigError, SampleError
 from .class_ratios import whole_ratios
 from .draws import CROP_TAG, sample_rng
 
-__all__ = ["PLACEMENT_KEYS", "CropSpec", "choose_crop_offset", "choose_window", "is_positive", "nearest_indices", "window_fractions"]
+__all__ = ["PLACEMENT_KEYS", "AllowedWindows", "CropSpec", "choose_crop_offset", "choose_window", "is_positive", "nearest_indices", "window_fractions"]
 
 
 PLACEMENT_KEYS = ("where", "min_foreground", "pos_neg", "ratios", "num_classes", "map_block", "weights")
@@ -174,14 +174,36 @@ def is_positive(index: int, pos_neg: tuple[int, int] | None) -> bool:
     return (index + 1) * pos // total - index * pos // total == 1
 
 
-def choose_window(seed: int, epoch: int, index: int, allowed: np.ndarray) -> tuple[int, ...] | None:
-    """One offset drawn uniformly among the ``True`` entries of ``allowed`` (offsets by window), or
-    None when there is none."""
-    flat = np.flatnonzero(allowed)
-    if flat.size == 0:
+class AllowedWindows:
+    """The starts of the windows a sample may take (the ``True`` entries of a map by window start),
+    kept as flat indices so that a draw does not scan the map again."""
+
+    def __init__(self, flat: np.ndarray, shape: tuple[int, ...]) -> None:
+        self.flat = flat
+        self.shape = shape
+
+    @classmethod
+    def of(cls, allowed: np.ndarray) -> "AllowedWindows":
+        flat = np.flatnonzero(allowed)
+        return cls(flat.astype(np.int32) if allowed.size < 2**31 else flat, tuple(allowed.shape))
+
+    @property
+    def count(self) -> int:
+        """How many window starts are allowed."""
+        return int(self.flat.size)
+
+    def at(self, n: int) -> tuple[int, ...]:
+        """The ``n``-th allowed start, in C order."""
+        return tuple(int(v) for v in np.unravel_index(int(self.flat[n]), self.shape))
+
+
+def choose_window(seed: int, epoch: int, index: int, allowed: "np.ndarray | AllowedWindows") -> tuple[int, ...] | None:
+    """One start drawn uniformly among the allowed windows (a map by window start, or those already
+    listed), or None when there is none."""
+    windows = allowed if not isinstance(allowed, np.ndarray) else AllowedWindows.of(allowed)
+    if windows.count == 0:
         return None
-    pick = sample_rng(seed, epoch, index, CROP_TAG).integers(0, int(flat.size))
-    return tuple(int(v) for v in np.unravel_index(int(flat[pick]), allowed.shape))
+    return windows.at(sample_rng(seed, epoch, index, CROP_TAG).integers(0, windows.count))
 
 
 def nearest_indices(own: int, other: int, start: int, size: int) -> np.ndarray:

@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import SampleError
 from ..reading.cache.metadata_cache import MetadataCache
 from ..records import SamplePlan
-from ..sampling.block_maps import window_bounds
+from ..sampling.block_maps import TileWindows, run_bounds
 from ..sampling.centre_draws import (
     ClassPixels,
     WeightTable,
@@ -37,8 +37,12 @@ from ..sampling.centre_draws import (
     choose_weighted_window,
 )
 from ..sampling.class_ratios import class_of
-from ..sampling.crops import is_positive, window_fractions
-from ..sampling.draws import CROP_TAG, sample_rng
+from ..sampling.crops import (
+    AllowedWindows,
+    choose_window,
+    is_positive,
+    window_fractions,
+)
 from .frame_maps import FrameMaps
 from .loading import BioIOLoader
 from .row_layout import RowLayout
@@ -79,35 +83,31 @@ class ForegroundCropPlacer:
             offset = offset[1:]
         return SamplePlan(plan.key, plan.row_index, plan.row, plan.metadata, plan.timepoints, offset, plan.images)
 
-    def _draw(self, plan: SamplePlan, windows: "Windows") -> tuple[int, ...]:
-        """One window drawn uniformly among ``windows`` (the same draw as ``choose_window``)."""
-        pick = sample_rng(self.options.seed, plan.key.epoch, plan.key.index, CROP_TAG).integers(0, windows.count)
-        return windows.at(pick)
-
     def _by_foreground(self, plan: SamplePlan, layout: RowLayout, t: int, grid: tuple[int, ...],
                        roi: tuple[int, ...]) -> tuple[int, ...]:
         positive = is_positive(plan.key.index, self.crop.pos_neg)
         threshold = self.crop.min_foreground
-        windows = None
+        windows: AllowedWindows | TileWindows | None = None
         if self.crop.map_block is not None:
             block = tuple(min(self.crop.map_block, r) for r in roi)  # a tile bigger than the crop is never inside it
             windows = self.maps.derived("bounded", layout, t, grid,
-                                        lambda: Windows.bounded(self.maps.counts(layout, t, grid, block), block, grid,
-                                                                roi, positive, threshold), roi, block, positive, threshold)
+                                        lambda: _bounded(self.maps.counts(layout, t, grid, block), block, grid, roi,
+                                                         positive, threshold), roi, block, positive, threshold)
         if windows is None or windows.count == 0:
             fractions = self.maps.get("fractions", layout, t, grid,
                                       lambda frame: window_fractions(frame.any(axis=0), roi).astype(np.float32), roi)
             windows = self.maps.derived("windows", layout, t, grid,
-                                        lambda: Windows.of(_allowed(fractions, fractions, positive, threshold)),
+                                        lambda: AllowedWindows.of(_allowed(fractions, fractions, positive, threshold)),
                                         roi, positive, threshold)
-        if windows.count == 0:
+        offset = choose_window(self.options.seed, plan.key.epoch, plan.key.index, windows)
+        if offset is None:
             kind = (f"at least {threshold:g} foreground" if threshold else "any foreground") if positive \
                 else "no foreground"
             raise SampleError(
                 f"{layout.where}: no crop window of roi_size {list(self.crop.roi_size)} holds {kind} at T={t}; "
                 f"lower min_foreground, use a smaller roi_size, or drop this row."
             )
-        return self._draw(plan, windows)
+        return offset
 
     def _by_class(self, plan: SamplePlan, layout: RowLayout, t: int, grid: tuple[int, ...],
                   roi: tuple[int, ...]) -> tuple[int, ...]:
@@ -162,35 +162,15 @@ def _weight_table(frame: np.ndarray, roi: tuple[int, ...], layout: RowLayout, t:
     return WeightTable.of(weights, roi)
 
 
+def _bounded(counts: np.ndarray, block: tuple[int, ...], grid: tuple[int, ...], roi: tuple[int, ...],
+             positive: bool, threshold: float | None) -> TileWindows:
+    """The windows the tile counts guarantee, found run by run (no map of every window)."""
+    runs, lower, upper = run_bounds(counts, block, grid, roi)
+    return TileWindows(runs, _allowed(lower, upper, positive, threshold))
+
+
 def _allowed(lower: np.ndarray, upper: np.ndarray, positive: bool, threshold: float | None) -> np.ndarray:
     """The windows a positive (foreground at least ``threshold``, else any) or negative (none) sample may take."""
     if positive:
         return lower >= threshold if threshold else lower > 0
     return upper == 0
-
-
-class Windows:
-    """The starts of the windows a sample may take, as flat indices into the window grid."""
-
-    def __init__(self, flat: np.ndarray, shape: tuple[int, ...]) -> None:
-        self.flat = flat
-        self.shape = shape
-
-    @classmethod
-    def of(cls, allowed: np.ndarray) -> "Windows":
-        flat = np.flatnonzero(allowed)
-        return cls(flat.astype(np.int32) if allowed.size < 2**31 else flat, tuple(allowed.shape))
-
-    @classmethod
-    def bounded(cls, counts: np.ndarray, block: tuple[int, ...], grid: tuple[int, ...], roi: tuple[int, ...],
-                positive: bool, threshold: float | None) -> "Windows":
-        """The windows the tile counts guarantee."""
-        lower, upper = window_bounds(counts, block, grid, roi)
-        return cls.of(_allowed(lower, upper, positive, threshold))
-
-    @property
-    def count(self) -> int:
-        return int(self.flat.size)
-
-    def at(self, n: int) -> tuple[int, ...]:
-        return tuple(int(v) for v in np.unravel_index(int(self.flat[n]), self.shape))
