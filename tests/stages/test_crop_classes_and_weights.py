@@ -148,6 +148,8 @@ def test_class_errors_name_the_row_and_file(manifest, tmp_path) -> None:
         by_class(manifest, None, crop={"roi_size": ROI, "where": "labels", "weights": "labels"})
     with pytest.raises(tp.ConfigError, match=r"crop 'weights': 'nope' must name an image of image_columns"):
         by_class(manifest, None, crop={"roi_size": ROI, "weights": "nope"})
+    with pytest.raises(tp.SampleError, match=r"m.csv row 1 .*raw.ome.zarr.*frame \[48, 48\] is smaller than crop"):
+        collect(by_class(manifest, None, image_columns={"weights": "weights"}, crop={"roi_size": [64, 64], "weights": "weights"}))
     two = np.zeros((2, 2, 1, 16, 16), "uint8")
     write_ome_zarr(tmp_path / "two.ome.zarr", two, levels=1)
     write_ome_zarr(tmp_path / "raw.ome.zarr", noise_movie(two.shape, 1), levels=1)

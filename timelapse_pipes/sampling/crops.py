@@ -12,7 +12,7 @@ from ..errors import ConfigError, SampleError
 from .class_ratios import whole_ratios
 from .draws import CROP_TAG, sample_rng
 
-__all__ = ["PLACEMENT_KEYS", "AllowedWindows", "CropSpec", "choose_crop_offset", "choose_window", "is_positive", "nearest_indices", "window_fractions"]
+__all__ = ["PLACEMENT_KEYS", "AllowedWindows", "CropSpec", "check_crop_fits", "choose_crop_offset", "choose_window", "is_positive", "nearest_indices", "window_fractions"]
 
 
 PLACEMENT_KEYS = ("where", "min_foreground", "pos_neg", "ratios", "num_classes", "map_block", "weights")
@@ -132,6 +132,15 @@ def _placement(value: Mapping[str, object]) -> dict[str, object]:
 def choose_crop_offset(seed: int, epoch: int, index: int, frame_shape: Sequence[int],
                        crop: CropSpec, where: str = "") -> tuple[int, ...]:
     """Offsets of the crop in the spatial ``frame_shape`` (same length as ``crop.roi_size``)."""
+    check_crop_fits(frame_shape, crop, where)
+    if crop.mode == "center":
+        return tuple((f - r) // 2 for f, r in zip(frame_shape, crop.roi_size))
+    rng = sample_rng(seed, epoch, index, CROP_TAG)
+    return tuple(rng.integers(0, f - r + 1) for f, r in zip(frame_shape, crop.roi_size))
+
+
+def check_crop_fits(frame_shape: Sequence[int], crop: CropSpec, where: str = "") -> None:
+    """Refuse a crop with another number of axes than the frame, or larger than it, naming ``where``."""
     if len(frame_shape) != len(crop.roi_size):
         raise ConfigError(
             f"crop roi_size={list(crop.roi_size)} has {len(crop.roi_size)} axes but the samples have "
@@ -145,10 +154,6 @@ def choose_crop_offset(seed: int, epoch: int, index: int, frame_shape: Sequence[
             f"{where}: frame {list(frame_shape)} is smaller than crop roi_size {list(crop.roi_size)}{hint}; "
             f"use a smaller roi_size or drop this row."
         )
-    if crop.mode == "center":
-        return tuple((f - r) // 2 for f, r in zip(frame_shape, crop.roi_size))
-    rng = sample_rng(seed, epoch, index, CROP_TAG)
-    return tuple(rng.integers(0, f - r + 1) for f, r in zip(frame_shape, crop.roi_size))
 
 
 def window_fractions(foreground: np.ndarray, roi_size: Sequence[int]) -> np.ndarray:

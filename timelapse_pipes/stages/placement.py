@@ -39,6 +39,7 @@ from ..sampling.centre_draws import (
 from ..sampling.class_ratios import class_of
 from ..sampling.crops import (
     AllowedWindows,
+    check_crop_fits,
     choose_window,
     is_positive,
     window_fractions,
@@ -73,6 +74,7 @@ class ForegroundCropPlacer:
         t = plan.timepoints[0] if frames > 1 else 0
         own = self.loader.layout(plan)
         grid, roi = own.frame_zyx, own.roi_zyx or own.frame_zyx
+        check_crop_fits(grid[3 - self.options.spatial_dims:], self.crop, own.where)
         if self.crop.weights is not None:
             offset = self._weighted(plan, layout, t, grid, roi)
         elif self.crop.by_class:
