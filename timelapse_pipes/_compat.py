@@ -13,7 +13,6 @@ import math
 from typing import Any, Iterator
 
 import torch
-
 from torchdata.nodes.loader import LoaderIterator
 
 __all__ = ["LoaderIterator", "bioio_reader", "close_nd2_handle", "iterator_num_yielded", "node_children",

@@ -30,7 +30,13 @@ from torchdata.nodes import (
     Prefetcher,
 )
 
-from .._compat import LoaderIterator, iterator_num_yielded, node_children, shared_tensor, shutdown_node
+from .._compat import (
+    LoaderIterator,
+    iterator_num_yielded,
+    node_children,
+    shared_tensor,
+    shutdown_node,
+)
 from ..errors import ConfigError, StateError, TimelapsePipesError
 from ..nodes.prefetch import AdaptivePrefetcher
 from ..nodes.sample_indices import SampleIndexSource, check_state

@@ -7,9 +7,10 @@ instead of one per sample. Samples with a transform (which may change shapes and
 ``on_error`` other than ``"raise"`` (whose retries and substitutes are per sample) take exactly
 that per-sample path.
 
-``allocate`` makes the batch's pixel tensor: a plain one by default; a process worker's batches are
-allocated in shared memory (``_compat.shared_tensor``, set by ``graph.loader``), so the trip back to the
-loader's process copies nothing.
+``allocate`` makes the batch's pixel tensors: over buffers reused once the caller has dropped the
+batches made from them (:class:`.buffers.RecycledBuffers`: no page faults on every batch); a process
+worker's batches are allocated in shared memory instead (``_compat.shared_tensor``, set by
+``graph.loader``), so the trip back to the loader's process copies nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 
 from ..errors import BatchShapeError
 from ..records import SampleKey, SamplePlan
+from .buffers import RecycledBuffers
 from .collate import collate_samples, first_difference, mixed_shapes_message
 from .loading import BioIOLoader
 from .pipeline import SamplePipeline, apply_stages
@@ -44,7 +46,7 @@ class BatchAssembler:
         self.plan_stages = list(plan_stages)
         self.loader = loader
         self.per_sample = per_sample
-        self.allocate: Allocate = plain_tensor
+        self.allocate: Allocate = RecycledBuffers()
 
     def _describe(self, sample: dict[str, Any]) -> str:
         """A sample's manifest row and file, for errors (its ``row`` field indexes the manifest)."""
