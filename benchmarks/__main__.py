@@ -3,6 +3,7 @@
     python -m benchmarks --quick                     # tiny sizes, < 60 s on 2 cores (CI)
     python -m benchmarks --repeats 5 --out docs/benchmarks.md
     python -m benchmarks --only startup --rows 10000 --frames 100 1000
+    python -m benchmarks --only zarr_engines --out -  # not in the default run (process loaders: minutes)
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import tempfile
 import warnings
 from pathlib import Path
 
-SUITES = ("startup", "frames", "small", "decoders", "crops", "placement", "resume", "memory", "scaling")
+SUITES = ("startup", "frames", "small", "decoders", "crops", "placement", "resume", "memory", "scaling",
+          "zarr_engines")
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -66,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         scaling,
         small_frames,
         startup,
+        zarr_engines,
     )
     from .measure import clock, log
     from .report import load_average, machine_info, render
@@ -121,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
             add("memory", memory.run(settings, folder))
         if "scaling" in settings.suites:
             add("scaling", scaling.run(settings, datasets[0]))
+        if "zarr_engines" in settings.suites:
+            add("zarr engines", zarr_engines.run(settings, folder))
         if args.profile:
             from .profiling import profile_library
 

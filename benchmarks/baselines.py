@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 __all__ = ["MultiDimImageDataset", "timepoint_dicts", "bioio_image_loaderd", "RandomCrop",
-           "open_raw", "RawReader", "to_batch"]
+           "open_raw", "open_zarrs", "zarrs_installed", "RawReader", "to_batch"]
 
 
 def timepoint_dicts(row: dict[str, Any], scenes: Sequence[Any], frames: int,
@@ -178,6 +178,24 @@ def open_raw(path: str) -> RawReader:
             raise ValueError(f"{path}: the raw ND2 path here handles T, C, Y, X files only")
         return RawReader("nd2", handle, handle.close)
     raise ValueError(f"no raw reader for {path}")
+
+
+def zarrs_installed() -> bool:
+    """Whether the ``zarrs`` codec pipeline (zarr-python's Rust pipeline) can be imported."""
+    try:
+        import zarrs  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def open_zarrs(path: str, threads: int) -> Any:
+    """The zarr array at ``path`` opened with the ``zarrs`` codec pipeline on ``threads`` threads
+    (zarr's config, read when the array is opened: the way zarrs documents)."""
+    import zarr
+
+    with zarr.config.set({"codec_pipeline.path": "zarrs.ZarrsCodecPipeline", "threading.max_workers": threads}):
+        return zarr.open_array(path, mode="r")
 
 
 def to_batch(arrays: Sequence[np.ndarray]) -> torch.Tensor:

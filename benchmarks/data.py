@@ -28,10 +28,11 @@ def _timepoint(czyx: Sequence[int], seed: int, t: int) -> np.ndarray:
 
 
 def write_ome_zarr(path: Path, frames: int, czyx: Sequence[int], chunk: Sequence[int],
-                   seed: int = 0) -> Path:
-    """A single-level OME-Zarr v3 (T, C, Z, Y, X), written a block of timepoints at a time."""
+                   seed: int = 0, shard: Sequence[int] | None = None) -> Path:
+    """A single-level OME-Zarr v3 (T, C, Z, Y, X), written a block of timepoints at a time
+    (``chunk`` chunks in shards of ``shard`` when given)."""
     return testing.write_ome_zarr_frames(path, frames, czyx, chunk, lambda t: _timepoint(czyx, seed, t),
-                                         zarr_format=3)
+                                         zarr_format=3, shard=shard)
 
 
 def write_ome_tiff(path: Path, frames: int, czyx: Sequence[int], seed: int = 0) -> Path:

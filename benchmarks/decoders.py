@@ -32,6 +32,7 @@ from timelapse_pipes.reading.fast.chunked import (
     wanted_indices,
 )
 
+from .baselines import open_zarrs, zarrs_installed
 from .data import frame_pixels
 from .measure import clock, fmt, interleave, log, median, ratio
 from .report import Table, Target
@@ -195,7 +196,6 @@ def _zarr_methods(path: str, frames: Sequence[int], threads: int) -> tuple[dict[
     import zarr
 
     from timelapse_pipes.reading.fast.zarr import ZarrChunks
-    from timelapse_pipes.reading.fast.zarrs import with_zarrs, zarrs_installed
 
     array = zarr.open_array(path, mode="r")
     tuned = {"async.concurrency": 64, "codec_pipeline.batch_size": 64}
@@ -207,8 +207,7 @@ def _zarr_methods(path: str, frames: Sequence[int], threads: int) -> tuple[dict[
     methods = {"zarr-python `array[t, 0]` (default)": _rate(lambda t: array[t, 0].astype(np.float32), frames),
                "zarr-python, concurrency 64 and codec batch 64": _rate(zarr_tuned, frames)}
     if zarrs_installed():
-        with decode_threads(threads):
-            fast = with_zarrs(array)
+        fast = open_zarrs(path, threads)
         methods[f"zarrs codec pipeline ({threads} threads)"] = _rate(lambda t: fast[t, 0].astype(np.float32), frames)
     source = ZarrChunks.from_array(array, "TCZYX")
     _add_library_methods(methods, source, frames, threads)
@@ -275,8 +274,8 @@ def run(settings: Settings, layouts: Sequence[tuple[str, str, str]], folder: Pat
         "zarr-python and `zarrs` read the array through a `LocalStore` opened once; bioio opens the same "
         "array through an fsspec store, which the library's decoder bypasses by reading the chunk files.",
         "The sharded array is not an OME-Zarr written by the library's benchmarks; the library's chunk "
-        "decoder refuses shards and reads them through zarr-python, with the `zarrs` pipeline when the "
-        "`[fast]` extra is installed.",
+        "decoder refuses shards, and the library reads them through tensorstore (see the zarr engines "
+        "suite, `--only zarr_engines`).",
         "Decode alone: the frame's chunk (or strip) bytes read into memory beforehand, then decoded with the "
         "same codec call the library makes (numcodecs for zarr, tifffile's decoder for TIFF) on a thread "
         "pool, with no file read and no copy: the codec's ceiling on this machine.",

@@ -32,6 +32,10 @@ class Settings:
     samples: int = 32  # timed samples per round
     nd2_samples: int = 2000  # small frames: 2,000 samples take ~50 ms, long enough to time steadily
     baseline_samples: int = 16  # baseline 2 is slow: it reads the first N of the same samples
+    # local zarr engines side by side (zarr_engines): full frames and crops of frame_zyx, per layout
+    engine_chunks: tuple[tuple[int, ...], ...] = ((1, 1, 16, 128, 128), (1, 1, 1, 512, 512))
+    engine_roi: tuple[int, int, int] = (16, 128, 128)
+    engine_repeats: int | None = None
     # random crops
     crop_zyx: tuple[int, int, int] = (64, 1024, 1024)
     crop_roi: tuple[int, int, int] = (64, 128, 128)
@@ -47,7 +51,7 @@ class Settings:
     workers: tuple[int, ...] = (1, 2)
     scaling_repeats: int | None = 3  # rounds for scaling (its process loaders are slow to start)
     suites: tuple[str, ...] = field(default=("startup", "frames", "small", "decoders", "crops", "placement",
-                                             "resume", "memory", "scaling"))
+                                             "resume", "memory", "scaling"))  # zarr_engines: --only
 
     def describe(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k not in ("suites",)}
@@ -56,7 +60,8 @@ class Settings:
 QUICK = dict(
     repeats=3, rows=500, frames=(10, 100), startup_files=2, baseline_rows=6,
     frame_zyx=(8, 128, 128), frame_chunks=((1, 1, 8, 64, 64), (1, 1, 1, 128, 128)),
-    shard_chunk=((1, 1, 1, 64, 64), (1, 1, 8, 128, 128)), decode_frames=4, stream_frames=4, samples=8,
+    shard_chunk=((1, 1, 1, 64, 64), (1, 1, 8, 128, 128)), engine_chunks=((1, 1, 8, 64, 64), (1, 1, 1, 128, 128)),
+    engine_roi=(8, 64, 64), decode_frames=4, stream_frames=4, samples=8,
     nd2_samples=32, baseline_samples=4, crop_zyx=(16, 256, 256), crop_roi=(8, 64, 64), crop_chunks=((1, 1, 1, 128, 128), (1, 1, 8, 64, 64)),
     crop_frames=2, crop_samples=8, crop_baseline_samples=4, resume_position=100_000,
     memory_rows=2_000, scaling_repeats=2, memory_frames=1000, memory_baseline_rows=10,

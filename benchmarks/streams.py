@@ -22,12 +22,14 @@ def warmup_batches(workers: int) -> int:
 
 
 def library_rate(manifest: str, samples: int, batch_size: int, seed: int, workers: int = 0,
-                 method: str = "thread", fast_decode: bool = True, **options: Any) -> Callable[[], float]:
-    """Samples/s of ``build_loader`` over ``samples`` samples after a warm-up (its own loader per call).
+                 method: str = "thread", fast_decode: bool = True, warm: int | None = None,
+                 **options: Any) -> Callable[[], float]:
+    """Samples/s of ``build_loader`` over ``samples`` samples after ``warm`` batches (default
+    :func:`warmup_batches`; its own loader per call).
 
     ``fast_decode=False``: with the library's chunk and page decoders off (how it read before them).
     """
-    warm = warmup_batches(workers)
+    warm = warmup_batches(workers) if warm is None else warm
     batches = -(-samples // batch_size)
 
     def run() -> float:

@@ -9,12 +9,14 @@ one to read.
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Any, Iterator
 
+import torch
 from torchdata.nodes.loader import LoaderIterator
 
 __all__ = ["LoaderIterator", "bioio_reader", "close_nd2_handle", "iterator_num_yielded", "node_children",
-           "ome_zarr_array", "open_nd2", "set_codec_pipeline", "shutdown_node"]
+           "ome_zarr_array", "open_nd2", "set_codec_pipeline", "shared_tensor", "shutdown_node"]
 
 
 def ome_zarr_array(reader: Any) -> tuple[Any, str] | None:
@@ -67,3 +69,14 @@ def shutdown_node(node: Any) -> None:
 def node_children(node: Any) -> list[Any]:
     """What a torchdata node holds that may own threads: its source and its inner iterator."""
     return [getattr(node, "source", None), getattr(node, "_it", None)]
+
+
+def shared_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """An uninitialised CPU tensor allocated in shared memory, as torch's DataLoader workers collate
+    into (``_new_shared``): sent to another process, only its file descriptor travels. Without that
+    API, a new tensor moved there with ``share_memory_()`` (one copy)."""
+    try:
+        storage = torch.UntypedStorage._new_shared(math.prod(shape) * dtype.itemsize)
+        return torch.empty(0, dtype=dtype).set_(storage, 0, shape)
+    except Exception:  # the private API changed
+        return torch.empty(shape, dtype=dtype).share_memory_()

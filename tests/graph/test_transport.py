@@ -72,3 +72,29 @@ def test_process_workers_stream_equals_the_main_thread(shared_data):
         batches = collect(loader)
     assert_batches_equal(batches, reference)
     assert all(type(batch[key]) is torch.Tensor for batch in batches for key in ("raw", "T", "C", "sample_index"))
+
+
+def test_a_batch_assembled_in_shared_memory_crosses_without_moving_and_equals_the_plain_one(shared_data, monkeypatch):
+    from timelapse_pipes._compat import shared_tensor
+    from timelapse_pipes.graph.assembly import prepare
+    from timelapse_pipes.records import SampleKey
+
+    rows = {"dict_meta": {"path": [str(shared_data / "nd2" / "example-timelapse.nd2")], "start": [0]}}
+    assemble = prepare(rows, split=None, seed=3, spatial_dims=2, num_timepoints=2,
+                       samples_per_epoch=8).assemble_batch
+    keys = [SampleKey(0, i) for i in range(3)]
+    plain = assemble(keys)
+    assemble.allocate = shared_tensor  # what a process worker sets (graph.loader.ProcessWorkerBatches)
+    shared = assemble(keys)
+    assert shared["raw"].is_shared() and not plain["raw"].is_shared()
+    assert set(shared) == set(plain)
+    for key, value in plain.items():
+        assert torch.equal(shared[key], value) if isinstance(value, torch.Tensor) else shared[key] == value
+    monkeypatch.setattr(transport, "SHARED_MIN_BYTES", 0)  # these small pixels take the large tensors' path
+    where = shared["raw"].data_ptr()
+    back = _cross(shared)
+    assert shared["raw"].data_ptr() == where  # already shared: torch sent its descriptor, copied nothing
+    assert torch.equal(back["raw"], plain["raw"])
+    moved = plain["raw"].data_ptr()
+    _cross(plain)
+    assert plain["raw"].data_ptr() != moved  # a plain tensor is first copied into shared memory

@@ -1,8 +1,8 @@
-"""The parallel decode paths (zarr chunks, TIFF pages, zarrs, ND2 frames) equal bioio's own read.
+"""The parallel decode paths (zarr chunks, TIFF pages, ND2 frames) equal bioio's own read.
 
 Every format the fast paths touch is read through ``read_region`` (with and without ``out``, full
 frames and crops, repeated and unsorted timepoints, 1 and 2 decode threads) and compared pixel for
-pixel with bioio, with the ``[fast]`` extra (``zarrs``) installed and made absent.
+pixel with bioio, with tensorstore importable and made absent (the fallback paths).
 """
 
 from __future__ import annotations
@@ -26,14 +26,6 @@ from timelapse_pipes.testing import write_ome_tiff, write_ome_zarr
 FULL = (slice(None), slice(None), slice(None))
 
 
-def _has_zarrs() -> bool:
-    try:
-        import zarrs  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def _has_tensorstore() -> bool:
     try:
         import tensorstore  # noqa: F401
@@ -44,13 +36,11 @@ def _has_tensorstore() -> bool:
 
 @pytest.fixture(params=["fast-absent", "fast-installed"])
 def fast(request, monkeypatch) -> str:
-    """Run the test with the ``[fast]`` extra (``zarrs``, ``tensorstore``) importable (skip where not
-    installed) and with it made unimportable."""
-    if request.param == "fast-installed" and not (_has_zarrs() and _has_tensorstore()):
-        pytest.skip("zarrs or tensorstore (the [fast] extra) is not installed")
+    """Run the test with tensorstore importable (skip where it is not) and with it made unimportable."""
+    if request.param == "fast-installed" and not _has_tensorstore():
+        pytest.skip("tensorstore is not installed")
     if request.param == "fast-absent":
-        monkeypatch.setitem(sys.modules, "zarrs", None)  # `import zarrs` raises ImportError
-        monkeypatch.setitem(sys.modules, "tensorstore", None)
+        monkeypatch.setitem(sys.modules, "tensorstore", None)  # `import tensorstore` raises ImportError
     return request.param
 
 
@@ -62,7 +52,7 @@ def threads(request, monkeypatch) -> int:
 
 @pytest.fixture(scope="module")
 def written(tmp_path_factory) -> dict[str, Path]:
-    """Synthetic files in the layouts the fast paths take (and one they hand to zarr or zarrs)."""
+    """Synthetic files in the layouts the fast paths take (and one they hand to zarr-python)."""
     with warnings.catch_warnings():
         return _write_files(tmp_path_factory)
 

@@ -30,12 +30,19 @@ from torchdata.nodes import (
     Prefetcher,
 )
 
-from .._compat import LoaderIterator, iterator_num_yielded, node_children, shutdown_node
+from .._compat import (
+    LoaderIterator,
+    iterator_num_yielded,
+    node_children,
+    shared_tensor,
+    shutdown_node,
+)
 from ..errors import ConfigError, StateError, TimelapsePipesError
 from ..nodes.prefetch import AdaptivePrefetcher
 from ..nodes.sample_indices import SampleIndexSource, check_state
 from ..reading.fast import threads as decode
 from ..sampling.sharding import shard_length
+from ..stages.batch import Allocate, BatchAssembler
 from . import transport
 from .assembly import Prepared, prepare
 from .ranks import resolve_shard
@@ -264,14 +271,17 @@ class ProcessWorkerBatches:
     (:func:`timelapse_pipes.decode.configure`), so workers x decode threads stay within the cores,
     and packs each batch for the trip back (:func:`timelapse_pipes.transport.pack`)."""
 
-    def __init__(self, assemble: Callable[[Any], Any], num_workers: int) -> None:
+    def __init__(self, assemble: Callable[[Any], Any], num_workers: int, allocate: Allocate = shared_tensor) -> None:
         self.assemble = assemble
         self.num_workers = num_workers
+        self.allocate = allocate  # the pixel buffer of each batch: in shared memory, sent without a copy
         self._pid = os.getpid()  # pickled with the parent's pid: a worker process differs
 
     def __call__(self, keys: Any) -> Any:
         if self._pid != os.getpid():
             decode.configure(self.num_workers, "process")
+            if isinstance(self.assemble, BatchAssembler):
+                self.assemble.allocate = self.allocate
             self._pid = os.getpid()
         return transport.pack(self.assemble(keys))
 

@@ -6,6 +6,11 @@ of the pixels instead of three (read, ``astype``, ``np.stack``) and one graph st
 instead of one per sample. Samples with a transform (which may change shapes and types) or with
 ``on_error`` other than ``"raise"`` (whose retries and substitutes are per sample) take exactly
 that per-sample path.
+
+``allocate`` makes the batch's pixel tensors: over buffers reused once the caller has dropped the
+batches made from them (:class:`.buffers.RecycledBuffers`: no page faults on every batch); a process
+worker's batches are allocated in shared memory instead (``_compat.shared_tensor``, set by
+``graph.loader``), so the trip back to the loader's process copies nothing.
 """
 
 from __future__ import annotations
@@ -17,11 +22,19 @@ import torch
 
 from ..errors import BatchShapeError
 from ..records import SampleKey, SamplePlan
+from .buffers import RecycledBuffers
 from .collate import collate_samples, first_difference, mixed_shapes_message
 from .loading import BioIOLoader
 from .pipeline import SamplePipeline, apply_stages
 
-__all__ = ["BatchAssembler"]
+__all__ = ["Allocate", "BatchAssembler", "plain_tensor"]
+
+Allocate = Callable[[tuple[int, ...], torch.dtype], torch.Tensor]
+
+
+def plain_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """An uninitialised tensor in this process's own memory."""
+    return torch.empty(shape, dtype=dtype)
 
 
 class BatchAssembler:
@@ -33,6 +46,7 @@ class BatchAssembler:
         self.plan_stages = list(plan_stages)
         self.loader = loader
         self.per_sample = per_sample
+        self.allocate: Allocate = RecycledBuffers()
 
     def _describe(self, sample: dict[str, Any]) -> str:
         """A sample's manifest row and file, for errors (its ``row`` field indexes the manifest)."""
@@ -54,7 +68,8 @@ class BatchAssembler:
                 _where(plans[other]), self.loader.sample_shape(shapes[other])))
         frames = shapes[0][0] if self.loader.options.timepoint_layout == "separate" else 1
         sample_shape = self.loader.sample_shape(shapes[0])
-        pixels = np.empty((len(plans) * frames,) + sample_shape, dtype=self.loader.options.dtype)
+        tensor = self.allocate((len(plans) * frames,) + sample_shape, _torch_dtype(self.loader.options.dtype))
+        pixels = tensor.numpy()
         slots = []
         for n in range(len(plans)):
             slot = pixels[n * frames:(n + 1) * frames].view()
@@ -62,7 +77,7 @@ class BatchAssembler:
             slots.append(slot)
         self.loader.read_into(plans, slots)
         batch = self.loader.batch_fields(plans)
-        batch[self.loader.options.out_key] = torch.from_numpy(pixels)
+        batch[self.loader.options.out_key] = tensor
         for n, image in enumerate(plans[0].row.images):  # every row has the same further images
             batch[image.key] = self._stack_image(plans, n)
         return batch
@@ -80,7 +95,14 @@ class BatchAssembler:
             raise BatchShapeError(f"image {plans[0].row.images[n].key!r}: rows of one batch store it in "
                                   f"different dtypes ({sorted({str(e.dtype) for _, e in entries})}); "
                                   f"write them in one dtype, or use batch_size=1.")
-        return torch.from_numpy(np.stack([entry for _, entry in entries]))
+        stacked = self.allocate((len(entries),) + tuple(shapes[0]), _torch_dtype(entries[0][1].dtype))
+        np.stack([entry for _, entry in entries], out=stacked.numpy())
+        return stacked
+
+
+def _torch_dtype(dtype: Any) -> torch.dtype:
+    """The torch dtype of a numpy dtype (``torch.from_numpy``'s own mapping)."""
+    return torch.from_numpy(np.empty(0, dtype=dtype)).dtype
 
 
 def _where(plan: SamplePlan) -> str:

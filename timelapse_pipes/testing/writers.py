@@ -31,10 +31,13 @@ def noise_movie(shape: Sequence[int], seed: int, low: int = 0, high: int = 4000,
 
 
 def _zarr_writer(path: Path, shapes: list[tuple[int, ...]], dtype: Any, chunk: Sequence[int], zarr_format: int,
-                 pixel_sizes: Sequence[float], axes_units: Sequence[str | None] | None) -> Any:
+                 pixel_sizes: Sequence[float], axes_units: Sequence[str | None] | None,
+                 shard: Sequence[int] | None = None) -> Any:
     from bioio_ome_zarr.writers import OMEZarrWriter
 
-    extra = {} if axes_units is None else {"axes_units": list(axes_units)}
+    extra: dict[str, Any] = {} if axes_units is None else {"axes_units": list(axes_units)}
+    if shard is not None:
+        extra["shard_shape"] = tuple(min(c, s) for c, s in zip(shard, shapes[0]))
     return OMEZarrWriter(str(path), level_shapes=shapes, dtype=dtype,
                          chunk_shape=tuple(min(c, s) for c, s in zip(chunk, shapes[0])), zarr_format=zarr_format,
                          axes_names=AXES_NAMES, physical_pixel_size=list(pixel_sizes), **extra)
@@ -51,12 +54,14 @@ def write_ome_zarr(path: Path, data: np.ndarray, zarr_format: int = 3, levels: i
 
 
 def write_ome_zarr_frames(path: Path, frames: int, czyx: Sequence[int], chunk: Sequence[int],
-                          frame: Callable[[int], np.ndarray], zarr_format: int = 3) -> Path:
+                          frame: Callable[[int], np.ndarray], zarr_format: int = 3,
+                          shard: Sequence[int] | None = None) -> Path:
     """A one-level OME-Zarr of ``frames`` timepoints, ``frame(t)`` each (C, Z, Y, X), written a
-    block of timepoints at a time so that a long movie never sits in memory whole."""
+    block of timepoints at a time so that a long movie never sits in memory whole; ``chunk``
+    chunks in shards of ``shard`` (zarr v3) when given."""
     first_frame = frame(0)
     shape = (frames, *czyx)
-    writer = _zarr_writer(path, [shape], first_frame.dtype, chunk, zarr_format, PIXEL_SIZES, None)
+    writer = _zarr_writer(path, [shape], first_frame.dtype, chunk, zarr_format, PIXEL_SIZES, None, shard)
     per_block = max(1, BLOCK_BYTES // max(1, first_frame.nbytes))
     for first in range(0, frames, per_block):
         count = min(per_block, frames - first)

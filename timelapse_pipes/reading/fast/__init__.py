@@ -5,8 +5,7 @@ bioio's lazy arrays cost a dask task per chunk and per index step (about 90 task
 sharded ones included) or decoded chunk by chunk (:mod:`.zarr`), whichever measured faster for the
 array and the read; local TIFF series strip by strip (:mod:`.tiff`), in parallel (:mod:`.threads`)
 and straight into the caller's output (:mod:`.chunked`); other zarr arrays are read with one
-orthogonal selection (through the ``zarrs`` codec pipeline when installed and the array is local,
-:mod:`.zarrs`), other TIFFs through tifffile's zarr store, ND2 frame by frame from a kept-open
+zarr-python orthogonal selection, other TIFFs through tifffile's zarr store, ND2 frame by frame from a kept-open
 ``ND2File`` (:mod:`.nd2`). The native array is found once per open image; if anything about it
 disagrees with what bioio reports (dims, shape), the dask path is used.
 """

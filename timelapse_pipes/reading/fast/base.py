@@ -16,7 +16,7 @@ from .chunked import check_out
 
 Handle = TypeVar("Handle")
 
-__all__ = ["NativeArray", "PixelSource", "agrees", "from_local_file"]
+__all__ = ["NativeArray", "PixelSource", "agrees", "from_local_file", "local_folder"]
 
 
 class PixelSource(Protocol):
@@ -104,3 +104,21 @@ def from_local_file(path: str, opener: Callable[[str], Handle], build: Callable[
     except Exception:
         handle.close()  # type: ignore[attr-defined]
         return None
+
+
+def local_folder(array: Any) -> str | None:
+    """The folder of a zarr array on the local file system (LocalStore or a local FsspecStore), or None."""
+    store, inner = array.store_path.store, array.store_path.path
+    root = getattr(store, "root", None)  # LocalStore
+    if root is None:
+        fs = getattr(store, "fs", None)
+        fs = getattr(fs, "sync_fs", fs)  # zarr wraps a sync file system for async use
+        protocols = getattr(fs, "protocol", ())
+        protocols = (protocols,) if isinstance(protocols, str) else tuple(protocols)
+        if not {"file", "local"} & set(protocols):
+            return None
+        root = getattr(store, "path", None)
+    if root is None:
+        return None
+    folder = os.path.join(str(root), inner) if inner else str(root)
+    return folder if os.path.isdir(folder) else None

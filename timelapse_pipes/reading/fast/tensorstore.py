@@ -31,9 +31,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from ...records import AXES
+from .base import local_folder
 from .chunked import ChunkedSource, check_out, read_chunked, scratch, wanted_indices
 from .threads import process_threads
-from .zarrs import local_folder
 
 __all__ = ["TensorStoreArray", "chunk_decoder_wins", "context", "tensorstore_installed", "tensorstore_usable"]
 

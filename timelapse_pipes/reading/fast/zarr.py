@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ...records import AXES
-from .base import NativeArray, PixelSource
+from .base import NativeArray, PixelSource, local_folder
 from .chunked import (
     ChunkedSource,
     read_chunked,
@@ -31,7 +31,6 @@ from .chunked import (
 )
 from .tensorstore import TensorStoreArray, chunk_decoder_wins
 from .threads import fast_decoders
-from .zarrs import local_folder, with_zarrs
 
 __all__ = ["ZarrChunks", "zarr_native"]
 
@@ -138,7 +137,7 @@ def zarr_native(array: Any, dims: str) -> PixelSource:
     """The fastest reader of a local array, measured (:mod:`.tensorstore`): the chunk decoder for
     arrays of big chunks; else tensorstore when installed, with the chunk decoder for its reads of
     few chunks where it applies; for the arrays tensorstore refuses, the chunk decoder where it
-    applies, else one zarr selection (``zarrs`` when installed)."""
+    applies, else one zarr-python selection."""
     if not fast_decoders():
         return NativeArray(array, dims)
     chunks = ZarrChunks.from_array(array, dims)
@@ -147,4 +146,4 @@ def zarr_native(array: Any, dims: str) -> PixelSource:
     store = TensorStoreArray.from_array(array, dims, small=chunks)
     if store is not None:
         return store
-    return chunks if chunks is not None else NativeArray(with_zarrs(array), dims)
+    return chunks if chunks is not None else NativeArray(array, dims)
