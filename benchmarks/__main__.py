@@ -16,7 +16,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-SUITES = ("startup", "frames", "small", "decoders", "crops", "placement", "resume", "memory", "scaling")
+SUITES = ("startup", "frames", "small", "decoders", "crops", "placement", "resume", "memory", "scaling", "zarr_s3")
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         scaling,
         small_frames,
         startup,
+        zarr_s3,
     )
     from .measure import clock, log
     from .report import load_average, machine_info, render
@@ -121,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
             add("memory", memory.run(settings, folder))
         if "scaling" in settings.suites:
             add("scaling", scaling.run(settings, datasets[0]))
+        if "zarr_s3" in settings.suites:
+            add("zarr_s3", zarr_s3.run(settings, folder))
         if args.profile:
             from .profiling import profile_library
 
