@@ -18,7 +18,7 @@ import warnings
 from pathlib import Path
 
 SUITES = ("startup", "frames", "small", "decoders", "crops", "placement", "resume", "memory", "scaling",
-          "zarr_engines")
+          "zarr_engines", "zarr_s3")
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         small_frames,
         startup,
         zarr_engines,
+        zarr_s3,
     )
     from .measure import clock, log
     from .report import load_average, machine_info, render
@@ -126,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
             add("scaling", scaling.run(settings, datasets[0]))
         if "zarr_engines" in settings.suites:
             add("zarr engines", zarr_engines.run(settings, folder))
+        if "zarr_s3" in settings.suites:
+            add("zarr_s3", zarr_s3.run(settings, folder))
         if args.profile:
             from .profiling import profile_library
 

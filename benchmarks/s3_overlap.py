@@ -15,6 +15,7 @@ Two knobs, each measured interleaved (A, B, A, B, ...), medians reported:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import socketserver
@@ -26,6 +27,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Iterator
 
 
 def _free_port() -> int:
@@ -39,6 +41,9 @@ class _DelayingProxy(socketserver.ThreadingTCPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog (5) drops the SYNs of a burst of new connections, which then
+    # wait about 1 s to retry: tensorstore opens one connection per concurrent request
+    request_queue_size = 256
 
     def __init__(self, upstream: tuple[str, int], latency_s: float) -> None:
         self.upstream, self.latency_s = upstream, latency_s
@@ -70,6 +75,32 @@ class _ProxyHandler(socketserver.BaseRequestHandler):
         pump(self.request, upstream, server.latency_s)
         back.join(timeout=5)
         upstream.close()
+
+
+@contextlib.contextmanager
+def s3_server(latency_ms: float) -> Iterator[tuple[dict[str, str], dict[str, str]]]:
+    """moto's S3 server in its own process on 127.0.0.1, behind a proxy delaying every request by
+    ``latency_ms``: yields (options for uploading straight to it, options for reading through the
+    proxy). Dummy credentials are set in the environment."""
+    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.1)
+    proxy = _DelayingProxy(("127.0.0.1", port), latency_ms / 1000)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        yield ({"endpoint_url": f"http://127.0.0.1:{port}"},
+               {"endpoint_url": f"http://127.0.0.1:{proxy.server_address[1]}"})
+    finally:
+        proxy.shutdown()
+        server.terminate()
+        server.wait(timeout=10)
 
 
 def _write_movie(folder: Path, frames: int) -> Path:
@@ -105,21 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     import s3fs
     import zarr
 
-    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.1)
-    proxy = _DelayingProxy(("127.0.0.1", port), args.latency_ms / 1000)
-    threading.Thread(target=proxy.serve_forever, daemon=True).start()
-    upload = {"endpoint_url": f"http://127.0.0.1:{port}"}
-    options = {"endpoint_url": f"http://127.0.0.1:{proxy.server_address[1]}"}
-    try:
+    with s3_server(args.latency_ms) as (upload, options):
         folder = Path(tempfile.mkdtemp(prefix="timelapse-pipes-s3bench-"))
         movie = _write_movie(folder, args.frames)
         fs = s3fs.S3FileSystem(**upload, skip_instance_cache=True)
@@ -139,10 +156,6 @@ def main(argv: list[str] | None = None) -> int:
             runs["8 concurrent chunk reads"].append(in_sample(8))
             runs["1 worker"].append(_samples_per_second(url, options, 1, args.samples))
             runs["8 workers"].append(_samples_per_second(url, options, 8, args.samples))
-    finally:
-        proxy.shutdown()
-        server.terminate()
-        server.wait(timeout=10)
     med = {name: statistics.median(values) for name, values in runs.items()}
     lines = [
         "# I/O overlap on S3",
