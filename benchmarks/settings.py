@@ -51,7 +51,7 @@ class Settings:
     workers: tuple[int, ...] = (1, 2)
     scaling_repeats: int | None = 3  # rounds for scaling (its process loaders are slow to start)
     suites: tuple[str, ...] = field(default=("startup", "frames", "small", "decoders", "crops", "placement",
-                                             "resume", "memory", "scaling"))  # zarr_engines: --only
+                                             "resume", "memory", "scaling"))  # zarr_engines, zarr_s3: --only
 
     def describe(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k not in ("suites",)}

@@ -22,3 +22,9 @@ def test_quickstart_notebook_runs(tmp_path):
     assert any("image/png" in o.get("data", {}) for o in outputs)
     assert any("bit-identical" in o.get("text", "") for o in outputs)
     assert any(" s apart (nominal interval 30 s)" in o.get("text", "") for o in outputs)  # the frame pair
+    # the paired raw/target/mask crops: each placed where the mask covers >= 10 %, and drawn
+    (paired,) = [cell for cell in notebook.cells if cell.cell_type == "code" and "'where': 'mask'" in cell.source]
+    text = "".join(o.get("text", "") for o in paired.outputs)
+    fractions = [float(f) for f in text.split("foreground fraction per crop:")[1].split()]
+    assert len(fractions) == 4 and min(fractions) >= 0.1, text
+    assert any("image/png" in o.get("data", {}) for o in paired.outputs)

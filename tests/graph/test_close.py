@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 import timelapse_pipes as tp
-from timelapse_pipes.testing import assert_batches_equal, collect, noise_movie, write_ome_zarr
+from timelapse_pipes.testing import assert_batches_equal, collect, noise_movie, write_demo_data, write_ome_zarr
 
 OME_TIFF = "ome-tiff/181003_multi_pos_time_course_1_MMStack.ome.tif"
 ND2 = "nd2/example-timelapse.nd2"
 PROBE = Path(__file__).resolve().parents[1] / "helpers" / "close_probe.py"
+EXIT_PROBE = Path(__file__).resolve().parents[1] / "helpers" / "exit_probe.py"
 LEAK_SIGNS = ("ResourceWarning", "unclosed", "Exception ignored")
 
 
@@ -80,3 +81,41 @@ def test_dataset_closes_its_readers(shared_data, zarr_2d):
     assert len(dataset.prepared.readers) == 0
     assert [s["raw"].shape[-3] for s in samples] == [1, 1, 1]
     assert dataset[0]["sample_index"] == 0  # reopens on demand
+
+
+@pytest.mark.timeout(300)
+def test_a_loader_left_open_closes_itself_at_exit(tmp_path):
+    """Breaking out of a loader with thread workers and exiting without close(): without the exit
+    hook this aborted ("terminate called without an active exception") in 6 of 6 runs; two runs here."""
+    manifest = write_demo_data(tmp_path, files=2, frames=8, size=96)  # 64x64 crops span 64x64 chunks
+    runs = [subprocess.Popen([sys.executable, str(EXIT_PROBE), str(manifest), "thread"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
+            for _ in range(2)]
+    for run in runs:
+        stdout, stderr = run.communicate(timeout=240)
+        assert run.returncode == 0 and "batches=2" in stdout, stderr[-3000:]
+        assert "terminate called" not in stderr, stderr[-3000:]
+
+
+def test_the_exit_hook_tracks_open_loaders_weakly(zarr_2d):
+    import gc
+    import weakref
+
+    from timelapse_pipes.graph import open_loaders
+
+    rows = {"dict_meta": {"path": [str(zarr_2d)], "channel": [0]}}
+    loader = tp.build_loader(rows, split=None, spatial_dims=2, samples_per_epoch=4, batch_size=2, num_workers=1)
+    assert loader not in open_loaders._open  # nothing started yet
+    next(iter(loader))
+    assert loader in open_loaders._open
+    loader.close()
+    assert loader not in open_loaders._open  # closed: the hook will not close it again
+    next(iter(loader))  # iterating after close starts a graph: tracked again
+    assert loader in open_loaders._open
+    open_loaders.close_open_loaders()  # what the hook does at exit
+    assert loader not in open_loaders._open and len(loader.prepared.readers) == 0
+    next(iter(loader))
+    alive = weakref.ref(loader)
+    del loader
+    gc.collect()
+    assert alive() is None  # tracked through a weak reference: tracking kept nothing alive

@@ -50,9 +50,10 @@ def _index(args: argparse.Namespace) -> int:
 def _preview(args: argparse.Namespace) -> int:
     from .preview import render_preview
 
+    images = {"image_columns": dict(args.image)} if args.image else {}
     shown = render_preview(args.manifest, args.output, split=args.split, rows=args.rows,
                            num_timepoints=args.num_timepoints, tile=args.tile, seed=args.seed,
-                           split_column=args.split_column)
+                           split_column=args.split_column, outline=args.outline, **images)
     for row, message in shown["failures"]:
         print(f"row {row}: {message}", file=sys.stderr)
     failed = f", {len(shown['failures'])} row(s) failed" if shown["failures"] else ""
@@ -95,6 +96,19 @@ def _crop(text: str) -> tuple[int, ...]:
     if len(sizes) not in (2, 3) or min(sizes) < 1:
         raise argparse.ArgumentTypeError(f"--crop {text!r} must be 2 or 3 positive sizes (Y,X or Z,Y,X)")
     return sizes
+
+
+def _image(text: str) -> tuple[str, str | dict[str, Any]]:
+    """``KEY=COLUMN`` or ``KEY={"path": COLUMN, ...}`` (JSON): one entry of ``image_columns``."""
+    key, sep, spec = text.partition("=")
+    if not sep or not key or not spec:
+        raise argparse.ArgumentTypeError(f"--image {text!r} must be KEY=COLUMN, e.g. mask=mask_path")
+    if not spec.lstrip().startswith("{"):
+        return key, spec
+    try:
+        return key, json.loads(spec)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"--image {text!r}: {spec!r} is not a JSON object ({error})") from None
 
 
 def _column(text: str) -> str | None:
@@ -191,6 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--num-timepoints", type=_positive_int, default=3, help="evenly spaced frames per row")
     preview.add_argument("--tile", type=_positive_int, default=128, help="tile size in pixels")
     preview.add_argument("--seed", type=int, default=0)
+    preview.add_argument("--image", type=_image, action="append", metavar="KEY=COLUMN",
+                         help="a further image of each row (image_columns), e.g. mask=mask_path, or "
+                              "KEY='{\"path\": COLUMN, \"resize\": \"nearest\"}'; repeat for each image")
+    preview.add_argument("--outline", nargs="+", default=None, metavar="KEY",
+                         help="images whose label outlines to draw over the raw tiles "
+                              "(default: every --image; 'none': none)")
     preview.set_defaults(run=_preview)
 
     bench = commands.add_parser(

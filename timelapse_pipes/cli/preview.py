@@ -5,14 +5,15 @@ own sample pipeline, max-projected over Z (whatever its size) and contrast-stret
 1st-99th percentile of that tile, scaled to fit the tile. Every row is read as 3-D and gets the
 timepoint count its range allows, so Z-stacks, 2-D timelapses and single frames share one
 picture. A row that cannot be read gets its reason written over its tile area; the montage is
-written anyway.
+written anyway. With further images (``image_columns``), each image's label outlines are drawn over
+the raw tiles in a colour per key (the PNG is then RGB, with a legend line on top).
 """
 
 from __future__ import annotations
 
 import textwrap
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -23,11 +24,13 @@ from ..sampling.timepoints import frames_in_range
 from ..stages.metadata import MetadataCacher
 from ..stages.pipeline import apply_stages
 from ..stages.row_planner import ManifestRowPlanner
+from .outlines import key_colours, outline_keys, sample_outlines, tint
 
 __all__ = ["RowPicture", "render_preview", "stretch"]
 
 LABEL_HEIGHT = 14
-ERROR_BACKGROUND = 48  # grey, so a failed row is never mistaken for a dark image
+ERROR_BACKGROUND = "#303030"  # grey (48), so a failed row is never mistaken for a dark image
+TEXT = "white"  # colours by name, so one drawing serves the grey and the RGB montage
 
 
 def stretch(plane: np.ndarray) -> np.ndarray:
@@ -40,7 +43,8 @@ def stretch(plane: np.ndarray) -> np.ndarray:
 
 @dataclass
 class RowPicture:
-    """What one manifest row contributes: its tiles, or the error that stopped it."""
+    """What one manifest row contributes: its tiles (grey ``(Y, X)``, or ``(Y, X, 3)`` with
+    outlines), or the error that stopped it."""
 
     row: int
     label: str
@@ -120,59 +124,90 @@ def error_text(error: BaseException, where: str) -> str:
     return message
 
 
-def picture_row(reader: RowReader, row_index: int) -> RowPicture:
-    """Read one row into tiles; any failure becomes the row's error instead of an exception."""
+def picture_row(reader: RowReader, row_index: int, outlines: Sequence[str] = ()) -> RowPicture:
+    """Read one row into tiles, with the ``outlines`` images' outlines drawn over them; any failure
+    becomes the row's error instead of an exception."""
     row = reader.manifest[row_index]
     try:
         planes, sample, depth = reader.read(row_index)
+        # one timepoint: the sample's arrays have no T axis (as the raw, see RowReader.read)
+        frames = sample_outlines(sample, outlines, single_frame=planes.shape[0] == 1) if outlines else None
     except Exception as error:  # noqa: BLE001 - one bad row must not stop the montage
         return RowPicture(row.row, f"row {row.row}: failed", error=error_text(error, row.where))
-    tiles = [stretch(planes[t, c]) for t in range(planes.shape[0]) for c in range(planes.shape[1])]
+    tiles = [stretch(planes[t, c]) if frames is None else tint(stretch(planes[t, c]), frames[t])
+             for t in range(planes.shape[0]) for c in range(planes.shape[1])]
     label = f"row {row.row}: T={list(sample['T'])} C={list(sample['C'])}"
     return RowPicture(row.row, label + (f" Z={depth} max-projected" if depth > 1 else ""), tiles)
 
 
 def render_preview(manifest: Any, output: str, *, split: str | None = None, rows: int = 8,
                    num_timepoints: int = 3, tile: int = 128, seed: int = 0,
-                   **options: Any) -> dict[str, Any]:
+                   outline: Sequence[str] | None = None, **options: Any) -> dict[str, Any]:
     """Write the montage PNG to ``output``; return what it shows and which rows failed.
 
-    ``options`` are :func:`timelapse_pipes.graph.assembly.prepare` options (manifest columns, reader,
-    time_axis...). Every row is read as 3-D (Z=1 for a 2-D image) and max-projected over Z.
+    ``options`` are :func:`timelapse_pipes.graph.assembly.prepare` options (manifest columns,
+    ``image_columns``, reader, time_axis...). Every row is read as 3-D (Z=1 for a 2-D image) and
+    max-projected over Z. ``outline`` names the further images whose outlines are drawn (default:
+    every one; ``["none"]``: none).
     """
     options = {"timepoint_sampling": "uniform", **options, "split": split, "seed": seed,
                "uniform_jitter": False, "dtype": "float32"}
     reader = RowReader(manifest, num_timepoints=num_timepoints, options=options)
+    keys = outline_keys(outline, [image.key for image in reader.manifest.columns.images])
     shown = min(rows, len(reader.manifest))
     try:
-        pictures = [picture_row(reader, i) for i in range(shown)]
+        pictures = [picture_row(reader, i, keys) for i in range(shown)]
     finally:
         reader.close()
     widths = [len(p.tiles) for p in pictures if p.tiles]
     columns = max(widths) if widths else num_timepoints  # every row failed: the usual width
-    draw_montage(pictures, columns, tile).save(output, format="PNG")
+    draw_montage(pictures, columns, tile, keys).save(output, format="PNG")
     return {"output": output, "rows": shown, "columns": columns, "labels": [p.label for p in pictures],
-            "failures": [(p.row, p.error) for p in pictures if p.error is not None]}
+            "outlines": key_colours(keys), "failures": [(p.row, p.error) for p in pictures if p.error is not None]}
 
 
-def draw_montage(pictures: list[RowPicture], columns: int, tile: int) -> Any:
-    """The PIL image: per row a label line, then its tiles or its error written over the tile area."""
+def draw_montage(pictures: list[RowPicture], columns: int, tile: int, outlines: Sequence[str] = ()) -> Any:
+    """The PIL image: per row a label line, then its tiles or its error written over the tile area;
+    with ``outlines``, in RGB under a legend line naming each outlined image in its colour."""
     from PIL import Image, ImageDraw
 
-    canvas = Image.new("L", (columns * tile, max(1, len(pictures)) * (tile + LABEL_HEIGHT)), color=0)
+    legend = LABEL_HEIGHT if outlines else 0
+    width = max(columns * tile, _legend_width(ImageDraw.Draw(Image.new("L", (1, 1))), outlines))
+    canvas = Image.new("RGB" if outlines else "L",
+                       (width, legend + max(1, len(pictures)) * (tile + LABEL_HEIGHT)), color=0)
     draw = ImageDraw.Draw(canvas)
+    if outlines:
+        _draw_legend(draw, outlines)
     for r, picture in enumerate(pictures):
-        top = r * (tile + LABEL_HEIGHT)
-        draw.text((2, top), picture.label, fill=255)
+        top = legend + r * (tile + LABEL_HEIGHT)
+        draw.text((2, top), picture.label, fill=TEXT)
         if picture.error is not None:
             box = (0, top + LABEL_HEIGHT, columns * tile - 1, top + LABEL_HEIGHT + tile - 1)
-            draw.rectangle(box, fill=ERROR_BACKGROUND, outline=255)
+            draw.rectangle(box, fill=ERROR_BACKGROUND, outline=TEXT)
             _draw_wrapped(draw, picture.error, box)
         for c, plane in enumerate(picture.tiles):
             image = _fit(Image.fromarray(plane), tile)
             canvas.paste(image, (c * tile + (tile - image.width) // 2,
                                  top + LABEL_HEIGHT + (tile - image.height) // 2))
     return canvas
+
+
+def _legend_items(keys: Sequence[str]) -> list[tuple[str, Any]]:
+    return [("outlines:", TEXT), *key_colours(keys).items()] if keys else []
+
+
+def _legend_width(draw: Any, keys: Sequence[str]) -> int:
+    """The pixels the legend line needs (0 without outlines): the montage is at least that wide."""
+    items = _legend_items(keys)
+    return 0 if not items else 4 + int(draw.textlength(" ".join(text for text, _ in items)) + 0.999)
+
+
+def _draw_legend(draw: Any, keys: Sequence[str]) -> None:
+    """``outlines: target mask`` on the top line, each key in its outline colour."""
+    left = 2.0
+    for text, colour in _legend_items(keys):
+        draw.text((left, 0), text, fill=colour)
+        left += draw.textlength(text + " ")
 
 
 def _fit(image: Any, tile: int) -> Any:
@@ -196,4 +231,4 @@ def _draw_wrapped(draw: Any, text: str, box: tuple[int, int, int, int]) -> None:
         lines = lines[:fits]
         lines[-1] = lines[-1][: max(0, width - 3)] + "..."
     for i, line in enumerate(lines):
-        draw.text((left + 3, top + 3 + i * line_height), line, fill=255)
+        draw.text((left + 3, top + 3 + i * line_height), line, fill=TEXT)

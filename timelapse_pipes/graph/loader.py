@@ -43,7 +43,7 @@ from ..nodes.sample_indices import SampleIndexSource, check_state
 from ..reading.fast import threads as decode
 from ..sampling.sharding import shard_length
 from ..stages.batch import Allocate, BatchAssembler
-from . import transport
+from . import open_loaders, transport
 from .assembly import Prepared, prepare
 from .ranks import resolve_shard
 from .workers import preload_forkserver
@@ -146,6 +146,7 @@ class TimelapseLoader(Loader):
         self.index_source = source
         self.root = self._build_root(source)
         self._it = _TimelapseLoaderIterator(self)
+        open_loaders.track(self)  # closed at interpreter exit if the user never closes it
         self._it.reset(None)
         return self._it
 
@@ -194,8 +195,10 @@ class TimelapseLoader(Loader):
         """Stop the workers and close every open reader and file handle of this process.
 
         The loader stays usable: iterating again starts a fresh graph and reopens what it reads,
-        continuing where the stream stopped, as a new ``iter()`` always does.
+        continuing where the stream stopped, as a new ``iter()`` always does. Loaders left open are
+        closed at interpreter exit (:mod:`.open_loaders`).
         """
+        open_loaders.untrack(self)
         shutdown_graph(self.root)
         self.prepared.close()
 
