@@ -19,7 +19,8 @@ import distributed
 import pytest
 
 import timelapse_pipes as tp
-from tests.cloud.test_cloud_s3 import SECRET, _options, s3_endpoint  # noqa: F401 - the moto fixture
+from tests.cloud.conftest import s3_endpoint  # noqa: F401 - the moto fixture
+from tests.cloud.test_cloud_s3 import SECRET, _options
 from tests.helpers import OpenRecorder
 from timelapse_pipes.cli.inspect import inspect_manifest
 from timelapse_pipes.config.manifest import read_manifest
