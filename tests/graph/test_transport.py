@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import pickle
 from multiprocessing.reduction import ForkingPickler
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -98,3 +99,47 @@ def test_a_batch_assembled_in_shared_memory_crosses_without_moving_and_equals_th
     moved = plain["raw"].data_ptr()
     _cross(plain)
     assert plain["raw"].data_ptr() != moved  # a plain tensor is first copied into shared memory
+
+
+def test_a_leased_buffer_is_handed_back_only_when_every_tensor_over_it_is_freed():
+    from timelapse_pipes.stages.shared_buffers import FREE, LENT
+
+    flags = torch.full((2,), LENT, dtype=torch.uint8)
+    back = transport.unpack({"raw": transport.Lease(torch.arange(12.0).reshape(3, 4), flags, 1), "T": 3})
+    view, array = back["raw"][1], back["raw"].numpy()
+    del back
+    assert flags.tolist() == [LENT, LENT]  # a view and an array keep the buffer
+    del view
+    assert flags[1] == LENT and array[2, 3] == 11
+    del array
+    assert flags.tolist() == [LENT, FREE]
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(),
+                    reason="finds shared-memory segments in /proc/self/maps (Linux)")
+def test_process_workers_refill_their_segments_and_never_write_a_batch_still_held(tmp_path):
+    import timelapse_pipes as tp
+    from timelapse_pipes.testing import collect, write_ome_zarr
+
+    data = np.random.default_rng(4).integers(0, 4000, size=(6, 1, 1, 256, 256), dtype=np.uint16)
+    path = write_ome_zarr(tmp_path / "movie.ome.zarr", data, levels=1, chunk=(1, 1, 1, 128, 128))
+    rows = {"dict_meta": {"path": [str(path)]}}  # a batch of 4 float32 frames: 1 MB, shared, leased
+    common = dict(split=None, samples_per_epoch=48, batch_size=4, seed=8, spatial_dims=2, num_timepoints=1)
+    reference = collect(tp.build_loader(rows, **common))
+    with tp.build_loader(rows, num_workers=2, worker_method="process", **common) as loader:
+        segments, kept = [], None
+        for n, batch in enumerate(loader):
+            assert torch.equal(batch["raw"], reference[n]["raw"]), n
+            segments.append(_segment(batch["raw"].data_ptr()))
+            kept = batch["raw"][1:3] if n == 0 else kept  # a view of the first batch, held to the end
+    assert torch.equal(kept, reference[0]["raw"][1:3])  # its buffer was never lent again
+    assert len(segments) == 12 and len(set(segments)) < 12  # the others were refilled, not new
+
+
+def _segment(address: int) -> str:
+    """The name of the shared-memory mapping holding ``address`` in this process."""
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        start, end = (int(value, 16) for value in line.split()[0].split("-"))
+        if start <= address < end:
+            return line.split(maxsplit=5)[-1]
+    raise AssertionError(f"{address:#x} is not mapped")

@@ -34,7 +34,6 @@ from .._compat import (
     LoaderIterator,
     iterator_num_yielded,
     node_children,
-    shared_tensor,
     shutdown_node,
 )
 from ..errors import ConfigError, StateError, TimelapsePipesError
@@ -42,7 +41,8 @@ from ..nodes.prefetch import AdaptivePrefetcher
 from ..nodes.sample_indices import SampleIndexSource, check_state
 from ..reading.fast import threads as decode
 from ..sampling.sharding import shard_length
-from ..stages.batch import Allocate, BatchAssembler
+from ..stages.batch import BatchAssembler
+from ..stages.shared_buffers import SharedBufferRing
 from . import open_loaders, transport
 from .assembly import Prepared, prepare
 from .ranks import resolve_shard
@@ -272,21 +272,24 @@ def build_loader(
 class ProcessWorkerBatches:
     """A process worker's batch callable: sets that process's decode-thread budget on its first batch
     (:func:`timelapse_pipes.decode.configure`), so workers x decode threads stay within the cores,
-    and packs each batch for the trip back (:func:`timelapse_pipes.transport.pack`)."""
+    assembles batches into its :class:`SharedBufferRing` (shared memory, sent without a copy and
+    reused once the loader's process lets go) and packs each for the trip back
+    (:func:`timelapse_pipes.transport.pack`)."""
 
-    def __init__(self, assemble: Callable[[Any], Any], num_workers: int, allocate: Allocate = shared_tensor) -> None:
+    def __init__(self, assemble: Callable[[Any], Any], num_workers: int) -> None:
         self.assemble = assemble
         self.num_workers = num_workers
-        self.allocate = allocate  # the pixel buffer of each batch: in shared memory, sent without a copy
+        self.ring = SharedBufferRing(min_bytes=transport.SHARED_MIN_BYTES)  # pickled as a new, empty ring
         self._pid = os.getpid()  # pickled with the parent's pid: a worker process differs
 
     def __call__(self, keys: Any) -> Any:
         if self._pid != os.getpid():
             decode.configure(self.num_workers, "process")
             if isinstance(self.assemble, BatchAssembler):
-                self.assemble.allocate = self.allocate
+                self.assemble.allocate = self.ring
             self._pid = os.getpid()
-        return transport.pack(self.assemble(keys))
+        self.ring.reclaim_unsent()  # buffers of a batch whose assembly raised
+        return transport.pack(self.assemble(keys), self.ring)
 
 
 def build_graph(index_source: SampleIndexSource, prepared: Prepared, *, batch_size: int,

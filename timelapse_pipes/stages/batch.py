@@ -9,8 +9,9 @@ that per-sample path.
 
 ``allocate`` makes the batch's pixel tensors: over buffers reused once the caller has dropped the
 batches made from them (:class:`.buffers.RecycledBuffers`: no page faults on every batch); a process
-worker's batches are allocated in shared memory instead (``_compat.shared_tensor``, set by
-``graph.loader``), so the trip back to the loader's process copies nothing.
+worker's batches are allocated in its shared-memory ring instead
+(:class:`.shared_buffers.SharedBufferRing`, set by ``graph.loader``), so the trip back to the
+loader's process copies nothing, and its buffers too are reused once the loader lets go.
 """
 
 from __future__ import annotations
