@@ -14,6 +14,9 @@ for tensorstore's ``gcs`` driver (its JSON API over HTTP), reading the same buck
   reads GCS through tensorstore at one endpoint: the one ``TENSORSTORE_GCS_HTTP_URL`` already names,
   else the first one a row asks for (set into ``TENSORSTORE_GCS_HTTP_URL`` then, once, when it is
   not Google's). A row at another endpoint is refused, and read by zarr-python over gcsfs.
+  Process workers inherit the variable, or claim their own the same way. The variable is written
+  once, under a lock, before the first GCS open; a write to the environment while another thread
+  reads it is not safe in C, so changing it later (by anyone) refuses every later GCS row instead.
 * ``requester_pays``: a project name, or ``True`` with an explicit ``project``: tensorstore's
   ``gcs_user_project`` (gcsfs's ``userProject``).
 
