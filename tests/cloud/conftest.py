@@ -1,9 +1,12 @@
-"""The S3 server the cloud tests share: moto's ThreadedMotoServer on 127.0.0.1, one per test module."""
+"""The servers the cloud tests share on 127.0.0.1: moto's ThreadedMotoServer for S3 (one per test
+module), and one gcp-storage-emulator for GCS for the whole session (tensorstore reads GCS at one
+endpoint per process: reading/fast/gcs.py)."""
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
 
 import pytest
 
@@ -25,3 +28,20 @@ def s3_endpoint():
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def gcs_options():
+    """gcsfs options for the session's GCS emulator: its endpoint, anonymous."""
+    import socketserver
+
+    from gcp_storage_emulator.server import create_server
+
+    socketserver.TCPServer.request_queue_size = 1024  # the emulator's backlog of 5 stalls concurrent reads
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = create_server("127.0.0.1", port, in_memory=True)
+    server.start()
+    yield {"endpoint_url": f"http://127.0.0.1:{port}", "token": "anon"}
+    server.stop()

@@ -29,20 +29,6 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def gcs_options():
-    import socketserver
-
-    from gcp_storage_emulator.server import create_server
-
-    socketserver.TCPServer.request_queue_size = 1024  # the emulator's backlog of 5 stalls concurrent reads
-    port = _free_port()
-    server = create_server("127.0.0.1", port, in_memory=True)
-    server.start()
-    yield {"endpoint_url": f"http://127.0.0.1:{port}", "token": "anon"}
-    server.stop()
-
-
 def _azurite_binary() -> Path:
     """Microsoft's emulator at the pinned version (tests/helpers/azurite.py; .ci/run installs it before the tests)."""
     try:

@@ -1,7 +1,9 @@
 """Zarr arrays read by tensorstore (extra ``[fast]``): one open store per image, one call per read.
 
 Local arrays through its ``file`` driver; arrays in S3 through its own ``s3`` driver, with the
-endpoint and credentials the manifest's storage options gave s3fs (:mod:`.object_store`).
+endpoint and credentials the manifest's storage options gave s3fs (:mod:`.object_store`); arrays in
+GCS through its ``gcs`` driver, at gcsfs's endpoint and only where it signs as gcsfs would
+(:mod:`.gcs`).
 
 tensorstore decodes a zarr v2 or v3 array (sharded or not, any codec it knows) on its own C++
 thread pools. Measured on 2 cores: it reads sharded arrays about 1.8x faster than ``zarrs`` and every local array 2 to 5x faster than
@@ -19,11 +21,11 @@ as index arrays, the region as slices, written straight into a view of ``out`` (
 buffer, then cast by NumPy, when ``out`` has another dtype).
 
 Refused, and read by the previous fast paths instead: tensorstore not installed, an array that is
-neither local nor in S3 with options tensorstore can take as they are (:class:`.object_store.Unmapped`:
-zarr-python reads it over s3fs), one tensorstore cannot open (a codec, filter
-or fill value it does not accept), a dtype other than bool / int / uint / float, a shape that is
-not zarr-python's, and any use in a process forked from one that has used tensorstore (its threads
-do not survive a fork, and tensorstore aborts the child rather than hang).
+neither local nor in S3 or GCS with options tensorstore can take as they are
+(:class:`.object_store.Unmapped`: zarr-python reads it over s3fs or gcsfs), one tensorstore cannot
+open (a codec, filter or fill value it does not accept), a dtype other than bool / int / uint /
+float, a shape that is not zarr-python's, and any use in a process forked from one that has used
+tensorstore (its threads do not survive a fork, and tensorstore aborts the child rather than hang).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import numpy as np
 from ...records import AXES
 from .base import local_folder
 from .chunked import ChunkedSource, check_out, read_chunked, scratch, wanted_indices
+from .gcs import gcs_kvstore
 from .object_store import Unmapped, remote_location, s3_kvstore
 from .threads import process_threads
 
@@ -91,7 +94,7 @@ def context() -> Any:
 
 
 class TensorStoreArray:
-    """A zarr array (local, or in S3) opened with tensorstore; ``read`` gives (T, C, Z, Y, X) pixels.
+    """A zarr array (local, in S3 or in GCS) opened with tensorstore; ``read`` gives (T, C, Z, Y, X) pixels.
 
     ``small``: the same array's chunk decoder (:class:`.zarr.ZarrChunks`, where it applies), which
     reads the reads of fewer than :attr:`SMALL_READ_CHUNKS` chunks: a tensorstore read costs about
@@ -184,7 +187,8 @@ class TensorStoreArray:
 
 
 def _kvstore(array: Any) -> tuple[dict[str, Any], str] | None:
-    """(kvstore spec, where) for a local folder or an S3 object (:mod:`.object_store`), else None."""
+    """(kvstore spec, where) for a local folder, an S3 object (:mod:`.object_store`) or a GCS object
+    (:mod:`.gcs`), else None."""
     folder = local_folder(array)
     if folder is not None:
         return {"driver": "file", "path": folder}, folder
@@ -193,7 +197,7 @@ def _kvstore(array: Any) -> tuple[dict[str, Any], str] | None:
         return None
     url, options = location
     try:
-        return s3_kvstore(url, options), url
+        return (gcs_kvstore if url.startswith(("gs://", "gcs://")) else s3_kvstore)(url, options), url
     except Unmapped as refused:
         logger.debug("%s: read by zarr-python, not tensorstore: %s", url, refused)
         return None
