@@ -45,7 +45,7 @@ TARGET = 2.0  # the library against zarr-python over s3fs
 
 def _sizes(settings: Settings) -> tuple[tuple[int, int, int], int, int, int]:
     """(frame Z, Y, X), frames in the file, full frames and crops read per round (crops are cheap: a
-    round of 16 would mostly time the library's per-epoch start, about 0.4 s here)."""
+    round of 16 would mostly time the library's per-epoch start, about 0.2 s here)."""
     return ((16, 256, 256), 8, 8, 16) if settings.quick else ((16, 512, 512), 16, 16, 64)
 
 

@@ -242,3 +242,20 @@ def test_loader_over_s3_resumes_exactly(bucket, s3_endpoint):
                                samples_per_epoch=4, crop={"roi_size": [3, 12, 20]}, num_workers=2)
 
     run_state_round_trip(make, midpoints=[1], epochs=2)
+
+
+def test_thread_workers_open_s3_arrays_in_the_first_epoch_only(bucket, s3_endpoint, monkeypatch):
+    """Each open is about 23 S3 requests: a new epoch's worker threads reuse the last epoch's opens."""
+    from tests.helpers import count_reader_opens
+
+    options = {"key": "testing", "secret": SECRET, "endpoint_url": s3_endpoint[1]}
+    opened = count_reader_opens(monkeypatch, READER)
+    with tp.build_loader({"dict_meta": {"path": [bucket["v3"]]}}, split=None, storage_options=options,
+                         samples_per_epoch=8, batch_size=2, crop={"roi_size": [3, 12, 20]}, num_workers=4) as loader:
+        counts = []
+        for _ in range(3):
+            before = len(opened)
+            assert sum(len(batch["raw"]) for batch in loader) == 8
+            counts.append(len(opened) - before)
+        assert isinstance(loader.prepared.readers.get(bucket["v3"], READER, 0, 0, options).native(), TensorStoreArray)
+    assert counts[0] >= 1 and sum(counts) <= 4, counts  # at most one image per worker thread, no reopen

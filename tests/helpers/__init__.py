@@ -1,4 +1,5 @@
-"""Test-only support: the synthetic set the fixtures write, bioio reference reads, and an open-file recorder.
+"""Test-only support: the synthetic set the fixtures write, bioio reference reads, an open-file recorder
+and a counter of reader opens.
 
 The writers, ``collect``, ``assert_batches_equal`` and the state round trips are public, in
 :mod:`timelapse_pipes.testing`. The scripts beside this module are the suite's own tools:
@@ -89,3 +90,16 @@ class OpenRecorder:
 
     def __exit__(self, *exc: object) -> None:
         self._active.clear()
+
+
+def count_reader_opens(monkeypatch: Any, reader_class: type) -> list[str]:
+    """The paths of every real open of ``reader_class`` (its constructor, by any thread) from now on."""
+    opened: list[str] = []
+    real_init = reader_class.__init__
+
+    def init(self: Any, image: Any, *args: Any, **kwargs: Any) -> None:
+        opened.append(str(image))
+        real_init(self, image, *args, **kwargs)
+
+    monkeypatch.setattr(reader_class, "__init__", init)
+    return opened

@@ -128,3 +128,61 @@ def test_native_fast_path_is_found_and_equal(shared_data, relative, scene, expec
     got = read_region(opened, "TCZYX", [0], None, (slice(None), slice(3, 40), slice(5, 33)))
     reference = bioio_reference(path, [0], None, scene, reader=load_reader_class(reader_for_path(path)))
     np.testing.assert_array_equal(got, reference[:, :, :, 3:40, 5:33])
+
+
+def _in_thread(work) -> None:
+    import threading
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+
+
+def test_released_or_orphaned_images_pass_to_the_next_thread(synthetic):
+    from timelapse_pipes.reading.readers import load_reader_class
+
+    readers, path, zarr = tp.ReaderCache(), str(synthetic["zarr_v3"]), load_reader_class("ome-zarr")
+    got: list = []
+
+    def get_and_release() -> None:
+        got.append(readers.get(path, zarr, 0, 0))
+        readers.release()
+
+    _in_thread(get_and_release)
+    _in_thread(get_and_release)
+    _in_thread(lambda: got.append(readers.get(path, zarr, 0, 0)))  # ends holding it, never released
+    assert got[0] is got[1] is got[2] and readers.opens == 1
+    held = readers.get(path, zarr, 0, 0)  # the thread ended: its image is taken over
+    _in_thread(lambda: got.append(readers.get(path, zarr, 0, 0)))  # held here: another thread opens its own
+    assert held is got[0] and got[3] is not held and readers.opens == 2 and len(readers) == 2
+
+
+def test_an_image_is_never_read_by_two_threads_at_once(synthetic):
+    import threading
+    import time
+
+    from timelapse_pipes.reading.readers import load_reader_class
+
+    readers, path, zarr = tp.ReaderCache(), str(synthetic["zarr_v3"]), load_reader_class("ome-zarr")
+    in_use: set[int] = set()
+    overlaps: list[int] = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        for _ in range(40):
+            image = readers.get(path, zarr, 0, 0)
+            with lock:
+                if id(image) in in_use:
+                    overlaps.append(id(image))
+                in_use.add(id(image))
+            time.sleep(0.0005)
+            with lock:
+                in_use.discard(id(image))
+            readers.release()
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not overlaps and 1 <= readers.opens <= 4

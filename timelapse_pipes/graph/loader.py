@@ -40,6 +40,7 @@ from ..errors import ConfigError, StateError, TimelapsePipesError
 from ..nodes.prefetch import AdaptivePrefetcher
 from ..nodes.sample_indices import SampleIndexSource, check_state
 from ..reading.fast import threads as decode
+from ..reading.readers import ReleasingReaders
 from ..sampling.sharding import shard_length
 from ..stages.batch import BatchAssembler
 from ..stages.shared_buffers import SharedBufferRing
@@ -298,14 +299,15 @@ def build_graph(index_source: SampleIndexSource, prepared: Prepared, *, batch_si
     """Compose the public nodes into the batch graph that ``build_loader`` wraps."""
     node: BaseNode = Batcher(index_source, batch_size=batch_size, drop_last=drop_last)
     decode.configure(num_workers, worker_method)  # this process's decode threads per reading worker
+    batches = ReleasingReaders(prepared.assemble_batch, prepared.readers)  # a batch's opens outlive its thread
     if num_workers == 0:
-        node = Mapper(node, prepared.assemble_batch)
+        node = Mapper(node, batches)
     else:
         context = multiprocessing_context if worker_method == "process" else None
         if context == "forkserver":
             preload_forkserver()
         assemble = ProcessWorkerBatches(prepared.assemble_batch, num_workers) if worker_method == "process" \
-            else prepared.assemble_batch
+            else batches
         node = ParallelMapper(node, assemble, num_workers=num_workers, in_order=True,
                               method=worker_method, multiprocessing_context=context)  # type: ignore[arg-type]
         if worker_method == "process":  # the small tensors came back inline: tensors again

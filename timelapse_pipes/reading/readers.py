@@ -3,22 +3,28 @@
 * The plugin is picked once per file: from an explicit name (row ``reader`` column or the global
   ``reader=`` option), else from the file extension, else by bioio's own plugin discovery. Passing
   the class to ``BioImage`` skips discovery, which imports every installed plugin, on each open.
-* Open images are cached per (path, scene, level, thread): ``BioImage.set_scene`` mutates the
-  object, so two threads never share one. The cache is bounded by ``max_open_files`` and is
-  emptied in a forked child, so an open reader never crosses a fork.
+* Open images are cached per (path, scene, level, reader options), each held by one thread at a
+  time: ``BioImage.set_scene`` mutates the object, and file handles (TIFF, ND2) are not safe to
+  read from two threads at once. A thread keeps what it opened until it calls
+  :meth:`ReaderCache.release` (the loader's graph does after every batch, :class:`ReleasingReaders`)
+  or ends; then the next thread that asks takes it over instead of opening the file again, so the
+  worker threads of each new epoch reuse the last epoch's opens (over S3 one open is about 23
+  requests). The cache is bounded by ``max_open_files`` and is emptied in a forked child, so an
+  open reader never crosses a fork.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
+import itertools
 import os
 import threading
 import warnings
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from .._compat import bioio_reader, close_nd2_handle
 from ..errors import ConfigError, ImageReadError
@@ -32,7 +38,8 @@ from .storage import (
     stage_local,
 )
 
-__all__ = ["READER_ALIASES", "reader_for_path", "load_reader_class", "reader_options", "OpenImage", "ReaderCache"]
+__all__ = ["READER_ALIASES", "reader_for_path", "load_reader_class", "reader_options", "OpenImage", "ReaderCache",
+           "ReleasingReaders"]
 
 READER_ALIASES: dict[str, str] = {
     "nd2": "bioio_nd2.Reader",
@@ -123,8 +130,17 @@ class OpenImage:
         return self.lazy[order]
 
 
+Key = tuple[str, int, int, tuple]  # (path, scene index, level, reader options)
+Holder = threading.Thread | int  # the thread holding an open image, or a free image's ticket
+
+
 class ReaderCache:
-    """Per-process LRU of open images keyed by (path, scene index, level, thread)."""
+    """Per-process LRU of open images keyed by (path, scene index, level, reader options), each held
+    by one thread at a time.
+
+    :meth:`get` gives the calling thread an image of its own: the one it holds, else a free one (handed
+    back by :meth:`release`, or left by a thread that has ended), else a new open.
+    """
 
     def __init__(self, max_open_files: int = 64, stage_dir: str | None = None,
                  stage_max_bytes: int | None = None) -> None:
@@ -133,8 +149,9 @@ class ReaderCache:
         self.max_open_files = max_open_files
         self.stage_dir = stage_dir
         self.stage_max_bytes = stage_max_bytes
-        self._images: OrderedDict[tuple, OpenImage] = OrderedDict()
+        self._images: OrderedDict[tuple[Key, Holder], OpenImage] = OrderedDict()
         self._lock = threading.Lock()
+        self._tickets = itertools.count()
         self.opens = 0
         self.evictions = 0
         _LIVE_CACHES.add(self)
@@ -142,23 +159,47 @@ class ReaderCache:
     def get(self, path: str, reader_class: type, scene_index: int, level: int,
             fs_kwargs: Mapping[str, Any] | None = None,
             reader_kwargs: Mapping[str, Any] | None = None) -> OpenImage:
-        """Return the cached image for this thread, opening it on a miss."""
+        """The calling thread's image of this file, scene and level: held, taken over, or opened."""
         options = tuple(sorted(reader_kwargs.items())) if reader_kwargs else ()
-        key = (path, scene_index, level, options, threading.get_ident())
+        key: Key = (path, scene_index, level, options)
+        me = threading.current_thread()
         with self._lock:
-            cached = self._images.get(key)
-            if cached is not None:
-                self._images.move_to_end(key)
-                return cached
+            found = self._images.get((key, me))
+            if found is not None:
+                self._images.move_to_end((key, me))
+                return found
+            found = self._take_free(key, me)
+            if found is not None:
+                return found
         opened = OpenImage(open_image(path, reader_class, scene_index, level, fs_kwargs, reader_kwargs,
                                       self.stage_dir, self.stage_max_bytes), path)
         with self._lock:
             self.opens += 1
-            self._images[key] = opened
+            self._images[(key, me)] = opened
             while len(self._images) > self.max_open_files:
                 self._images.popitem(last=False)
                 self.evictions += 1
         return opened
+
+    def release(self) -> None:
+        """Hand the calling thread's images back: any thread's next :meth:`get` may take them over.
+
+        Call it only once this thread no longer uses the images it got.
+        """
+        me = threading.current_thread()
+        with self._lock:
+            for slot in [slot for slot in self._images if slot[1] is me]:
+                self._images[(slot[0], next(self._tickets))] = self._images.pop(slot)
+
+    def _take_free(self, key: Key, me: threading.Thread) -> OpenImage | None:
+        """Hold the most recently used free image of ``key`` for ``me`` (under the lock), or None."""
+        for slot in reversed(self._images):
+            holder = slot[1]
+            if slot[0] == key and not (isinstance(holder, threading.Thread) and holder.is_alive()):
+                image = self._images.pop(slot)
+                self._images[(key, me)] = image
+                return image
+        return None
 
     def clear(self) -> None:
         """Drop every open image (they close when garbage collected)."""
@@ -185,6 +226,20 @@ class ReaderCache:
     def __setstate__(self, state: dict) -> None:
         self.__init__(**state)  # type: ignore[misc]
 
+
+class ReleasingReaders:
+    """``fn``, then :meth:`ReaderCache.release` on the calling thread: what one call opened (one batch)
+    is free for the next call's thread, the next epoch's worker threads included."""
+
+    def __init__(self, fn: Callable[..., Any], readers: ReaderCache) -> None:
+        self.fn = fn
+        self.readers = readers
+
+    def __call__(self, *args: Any) -> Any:
+        try:
+            return self.fn(*args)
+        finally:
+            self.readers.release()
 
 def open_image(path: str, reader_class: type, scene_index: int = 0, level: int = 0,
                fs_kwargs: Mapping[str, Any] | None = None,

@@ -14,7 +14,8 @@ chunk decoder where that applies (:attr:`TensorStoreArray.SMALL_READ_CHUNKS`,
 :func:`chunk_decoder_wins`).
 
 One ``TensorStore`` is opened per open image (the reader cache keeps one open image per file,
-scene, level and thread), on a ``tensorstore.Context`` shared by every store of this process whose
+scene, level and thread reading it at once, and hands it to the next thread, the next epoch's
+workers included), on a ``tensorstore.Context`` shared by every store of this process whose
 ``data_copy_concurrency`` and ``file_io_concurrency`` follow the decode-thread budget
 (:func:`.threads.process_threads`). A read is one call: the timepoints (in any order) and channels
 as index arrays, the region as slices, written straight into a view of ``out`` (into a reused
