@@ -204,11 +204,26 @@ def test_real_ome_zarr_files_equal_bioio(shared_data, route, relative, kind):
     assert _check(path, timepoints[:1], [0], (slice(None), slice(y // 3, y - 2), slice(1, max(2, x // 2)))) == kind
 
 
-def test_an_array_of_big_chunks_is_left_to_the_chunk_decoder(tmp_path):
+def test_reads_that_use_most_of_each_big_chunk_go_to_the_chunk_decoder(written, monkeypatch):
+    opened = _open(str(written["v3"]))  # chunks (1, 1, 4, 16, 32) of (5, 2, 6, 40, 52): 4 KB of uint16
+    native = opened.native()
+    monkeypatch.setattr(tsa.TensorStoreArray, "LARGE_CHUNK_BYTES", 4096)  # big from here on
+    whole = [range(4), range(2), range(4), range(32), range(32)]  # 16 chunks, every pixel of each
+    crop = [range(4), range(2), range(1, 3), range(10, 20), range(20, 40)]  # 32 chunks, 1/20 of their pixels
+    assert native.by_chunks(whole) and not native.by_chunks(crop)
+    monkeypatch.setattr(tsa.TensorStoreArray, "LARGE_CHUNK_BYTES", 4097)  # small again: both tensorstore's
+    assert not native.by_chunks(whole) and not native.by_chunks(crop)
+    opened.close()
+
+
+def test_an_array_of_big_chunks_is_read_by_both_and_equals_bioio(tmp_path):
     data = noise_movie((2, 1, 4, 256, 256), seed=24)  # chunks of 4 x 256 x 256 uint16: 512 KB
     path = write_ome_zarr(tmp_path / "big.ome.zarr", data, levels=1, chunk=(1, 1, 4, 256, 256))
-    assert _check(str(path), (1, 0), None, (slice(1, 3), slice(5, 200), slice(None))) == "ZarrChunks"
-    assert _check(str(path), (1,), None, FULL) == "ZarrChunks"
+    assert _check(str(path), (1, 0), None, (slice(1, 3), slice(5, 200), slice(None))) == "TensorStoreArray"
+    assert _check(str(path), (1,), None, FULL) == "TensorStoreArray"
+    opened = _open(str(path))
+    assert type(opened.native().small).__name__ == "ZarrChunks"
+    opened.close()
 
 
 def test_the_sharded_array_has_no_chunk_decoder(written):

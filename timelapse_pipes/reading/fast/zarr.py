@@ -9,7 +9,7 @@ array (sharded, remote, transposed, checksummed, filtered) is refused and read b
 
 With tensorstore installed (the ``[fast]`` extra), :func:`zarr_native` reads local arrays through
 it (:mod:`.tensorstore`), sharded ones included, and keeps this decoder where it measured faster:
-reads of few chunks, and arrays of big chunks.
+reads of few chunks, and reads that use most of each big chunk they touch.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from .chunked import (
     to_tczyx,
     wanted_indices,
 )
-from .tensorstore import TensorStoreArray, chunk_decoder_wins
+from .tensorstore import TensorStoreArray
 from .threads import fast_decoders
 
 __all__ = ["ZarrChunks", "zarr_native"]
@@ -134,15 +134,13 @@ class ZarrChunks(ChunkedSource):
 
 
 def zarr_native(array: Any, dims: str) -> PixelSource:
-    """The fastest reader of a local array, measured (:mod:`.tensorstore`): the chunk decoder for
-    arrays of big chunks; else tensorstore when installed, with the chunk decoder for its reads of
-    few chunks where it applies; for the arrays tensorstore refuses, the chunk decoder where it
-    applies, else one zarr-python selection."""
+    """The fastest reader of a local array, measured (:mod:`.tensorstore`): tensorstore when
+    installed, with the chunk decoder for the reads it takes faster where it applies
+    (:meth:`.TensorStoreArray.by_chunks`); for the arrays tensorstore refuses, the chunk decoder
+    where it applies, else one zarr-python selection."""
     if not fast_decoders():
         return NativeArray(array, dims)
     chunks = ZarrChunks.from_array(array, dims)
-    if chunks is not None and chunk_decoder_wins(chunks):
-        return chunks
     store = TensorStoreArray.from_array(array, dims, small=chunks)
     if store is not None:
         return store
