@@ -20,15 +20,18 @@ SLOW_FROM = 24  # batches whose first sample index is at least this take SLOW_S 
 SLOW_S = 0.02  # far from the ~0.1 ms fast batches, so a loaded machine cannot blur the two
 
 
-def _graph(prepared, prefetch: str | None) -> Loader:
-    """SampleIndexSource -> Batcher -> Mapper(assemble, slow tail) [-> AdaptivePrefetcher]."""
+def _graph(prepared, prefetch: str | None, release_readers: bool = False) -> Loader:
+    """SampleIndexSource -> Batcher -> Mapper(assemble, slow tail) [-> AdaptivePrefetcher]; with
+    ``release_readers``, each batch hands its open images back, as ``build_graph`` makes it."""
+    from timelapse_pipes.reading.readers import ReleasingReaders
 
     def assemble(keys):
         if keys[0].index >= SLOW_FROM:  # only the timing changes, never the content
             time.sleep(SLOW_S)
         return prepared.assemble_batch(keys)
 
-    node = Mapper(Batcher(SampleIndexSource(prepared.num_samples), batch_size=4), assemble)
+    batches = ReleasingReaders(assemble, prepared.readers) if release_readers else assemble
+    node = Mapper(Batcher(SampleIndexSource(prepared.num_samples), batch_size=4), batches)
     if prefetch is not None:
         min_batch_s = {"ahead": 0.0, "never": float("inf"), "switch": SLOW_S / 2}[prefetch]
         node = AdaptivePrefetcher(node, prefetch_factor=2, min_batch_s=min_batch_s)
@@ -122,6 +125,24 @@ def test_shutdown_and_close_stop_the_thread(prepared):
     assert thread.is_alive() and thread.name == "timelapse_pipes-prefetch"
     shutdown_graph(loader.root)  # what TimelapseLoader.close() runs
     assert not thread.is_alive() and not loader.root.reading_ahead
+
+
+def test_switching_to_read_ahead_opens_no_file_again(prepared):
+    """Each batch hands its open images back (``ReleasingReaders``, as ``build_graph`` wraps it), so
+    the read-ahead thread takes over what the calling thread opened, and the caller takes them back."""
+    readers = prepared.readers
+    node = _graph(prepared, "switch", release_readers=True).root
+    node.reset()
+    for _ in range(SLOW_FROM // 4):  # inline: every row's file opened in this thread
+        next(node)
+    opens = readers.opens
+    for _ in range(4):  # slow: the switch, then batches read ahead
+        next(node)
+    assert node.reading_ahead and readers.opens == opens
+    node._shutdown()
+    node.reset()
+    next(node)  # inline again, in this thread, with the same images
+    assert readers.opens == opens
 
 
 def test_build_loaders_read_ahead_node_follows_workers_and_prefetch(shared_data):
