@@ -275,22 +275,35 @@ class ProcessWorkerBatches:
     (:func:`timelapse_pipes.decode.configure`), so workers x decode threads stay within the cores,
     assembles batches into its :class:`SharedBufferRing` (shared memory, sent without a copy and
     reused once the loader's process lets go) and packs each for the trip back
-    (:func:`timelapse_pipes.transport.pack`)."""
+    (:func:`timelapse_pipes.transport.pack`).
+
+    Workers fork from the forkserver, whose environment is the loader process's as of the first
+    process-worker loader; each worker takes the loader process's environment as of this graph
+    instead (as a spawned or forked worker would), so credentials set later (``AWS_*``...) reach it."""
 
     def __init__(self, assemble: Callable[[Any], Any], num_workers: int) -> None:
         self.assemble = assemble
         self.num_workers = num_workers
         self.ring = SharedBufferRing(min_bytes=transport.SHARED_MIN_BYTES)  # pickled as a new, empty ring
+        self.environment = dict(os.environ)
         self._pid = os.getpid()  # pickled with the parent's pid: a worker process differs
 
     def __call__(self, keys: Any) -> Any:
         if self._pid != os.getpid():
+            adopt_environment(self.environment)
             decode.configure(self.num_workers, "process")
             if isinstance(self.assemble, BatchAssembler):
                 self.assemble.allocate = self.ring
             self._pid = os.getpid()
         self.ring.reclaim_unsent()  # buffers of a batch whose assembly raised
         return transport.pack(self.assemble(keys), self.ring)
+
+
+def adopt_environment(environment: Mapping[str, str]) -> None:
+    """Make this process's environment exactly ``environment``."""
+    for name in set(os.environ) - set(environment):
+        del os.environ[name]
+    os.environ.update(environment)
 
 
 def build_graph(index_source: SampleIndexSource, prepared: Prepared, *, batch_size: int,
