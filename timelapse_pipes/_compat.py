@@ -16,7 +16,7 @@ import torch
 from torchdata.nodes.loader import LoaderIterator
 
 __all__ = ["LoaderIterator", "bioio_reader", "close_nd2_handle", "iterator_num_yielded", "node_children",
-           "ome_zarr_array", "open_nd2", "set_codec_pipeline", "shared_tensor", "shutdown_node"]
+           "ome_zarr_array", "open_nd2", "shared_tensor", "shutdown_node"]
 
 
 def ome_zarr_array(reader: Any) -> tuple[Any, str] | None:
@@ -47,11 +47,6 @@ def open_nd2(reader: Any) -> Iterator[Any]:
     """bioio-nd2's own (local or staged) ``ND2File`` for the reader's file."""
     with reader._open_nd2() as handle:
         yield handle
-
-
-def set_codec_pipeline(array: Any, pipeline: Any) -> None:
-    """Make a zarr-python 3 array decode through ``pipeline`` (zarr has no public setter)."""
-    object.__setattr__(array._async_array, "codec_pipeline", pipeline)
 
 
 def iterator_num_yielded(iterator: LoaderIterator) -> int:
