@@ -15,25 +15,21 @@ import logging
 import pickle
 import uuid
 import warnings
-from pathlib import Path
 
 import gcsfs
 import numpy as np
 import pytest
 
 import timelapse_pipes as tp
+from tests.cloud.remote_arrays import CROP, assert_tensorstore_reads_equal_bioio, bioio_read, open_remote
 from timelapse_pipes.reading.fast import gcs, google_auth
 from timelapse_pipes.reading.fast.tensorstore import TensorStoreArray
-from timelapse_pipes.reading.readers import ReaderCache, load_reader_class
 from timelapse_pipes.reading.regions import read_region
 from timelapse_pipes.testing import collect, noise_movie, run_state_round_trip, write_ome_zarr
 
 pytest.importorskip("tensorstore")
 pytestmark = [pytest.mark.timeout(300), pytest.mark.cloud]
 
-FULL = (slice(None), slice(None), slice(None))
-CROP = (slice(1, 4), slice(5, 21), slice(3, 23))
-READER = load_reader_class("ome-zarr")
 SECRET = "ya29.gcs-access-token-do-not-print-4b7d"  # a string that names no file: gcsfs's raw access token
 
 
@@ -71,33 +67,9 @@ def bucket(gcs_options, tmp_path_factory):
     return {kind: f"gs://{name}/{path.name}" for kind, path in files.items()}
 
 
-def _open(url: str, options) -> object:
-    return ReaderCache().get(url, READER, 0, 0, options)
-
-
-def _bioio(url: str, options, timepoints, region) -> np.ndarray:
-    """bioio's own read over gcsfs: its lazy T, C, Z, Y, X array, indexed, computed."""
-    from bioio import BioImage
-
-    image = BioImage(url, reader=READER, fs_kwargs=options)
-    lazy = image.get_image_dask_data("TCZYX")[list(timepoints)]
-    return np.asarray(lazy[(slice(None), slice(None)) + region].compute())
-
-
 @pytest.mark.parametrize("kind", ["v2", "v3"])
 def test_pixels_equal_bioio(bucket, gcs_options, kind):
-    opened = _open(bucket[kind], gcs_options)
-    try:
-        native = opened.native()
-        assert isinstance(native, TensorStoreArray) and native.where.startswith(bucket[kind])
-        for timepoints, region in (([3], FULL), ([2, 0, 2], CROP)):
-            got = read_region(opened, "TCZYX", timepoints, None, region)
-            np.testing.assert_array_equal(got, _bioio(bucket[kind], gcs_options, timepoints, region))
-        out = np.zeros((1, 1, 3, 16, 20), dtype=np.float32)  # one channel, cast on write
-        read_region(opened, "TCZYX", [1], [1], CROP, out=out)
-        np.testing.assert_array_equal(out, _bioio(bucket[kind], gcs_options, [1], CROP)[:, 1:2].astype(np.float32))
-    finally:
-        opened.close()
+    assert_tensorstore_reads_equal_bioio(bucket[kind], gcs_options)
 
 
 @pytest.mark.parametrize("form", ["per protocol, gcs://", "emulator variable, default token", "requester pays"])
@@ -110,11 +82,11 @@ def test_each_form_of_options_reads_through_tensorstore(bucket, gcs_options, for
         options = {"skip_instance_cache": True}
     else:
         options["requester_pays"] = "lab-billing"
-    opened = _open(url, options)
+    opened = open_remote(url, options)
     try:
         assert isinstance(opened.native(), TensorStoreArray)
         got = read_region(opened, "TCZYX", [0, 3], None, CROP)
-        np.testing.assert_array_equal(got, _bioio(url, options.get("gs", options), [0, 3], CROP))
+        np.testing.assert_array_equal(got, bioio_read(url, options.get("gs", options), [0, 3], CROP))
     finally:
         opened.close()
 
@@ -130,11 +102,11 @@ def test_refused_rows_still_read_with_zarr(bucket, gcs_options, refusal, raw_tok
         options["token"] = raw_token
     with pytest.raises(gcs.Unmapped, match="one endpoint per process" if refusal == "second endpoint" else "raw"):
         gcs.gcs_kvstore(bucket["v2"], options)
-    opened = _open(bucket["v2"], options)
+    opened = open_remote(bucket["v2"], options)
     try:
         assert type(opened.native()).__name__ == "NativeArray"
         np.testing.assert_array_equal(read_region(opened, "TCZYX", [3, 1], None, CROP),
-                                      _bioio(bucket["v2"], options, [3, 1], CROP))
+                                      bioio_read(bucket["v2"], options, [3, 1], CROP))
     finally:
         opened.close()
 

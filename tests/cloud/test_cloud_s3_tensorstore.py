@@ -20,18 +20,15 @@ import pytest
 import s3fs
 
 import timelapse_pipes as tp
+from tests.cloud.remote_arrays import CROP, READER, assert_tensorstore_reads_equal_bioio, bioio_read, open_remote
 from timelapse_pipes.reading.fast import object_store
 from timelapse_pipes.reading.fast.tensorstore import TensorStoreArray
-from timelapse_pipes.reading.readers import ReaderCache, load_reader_class
 from timelapse_pipes.reading.regions import read_region
 from timelapse_pipes.testing import noise_movie, run_state_round_trip, write_ome_zarr
 
 pytest.importorskip("tensorstore")
 pytestmark = [pytest.mark.timeout(300), pytest.mark.cloud]
 
-FULL = (slice(None), slice(None), slice(None))
-CROP = (slice(1, 4), slice(5, 21), slice(3, 23))
-READER = load_reader_class("ome-zarr")
 SECRET = "tensorstore-secret-7c1e"
 
 
@@ -77,34 +74,10 @@ def iam_key(s3_endpoint):
     return user, iam.create_access_key(UserName=user)["AccessKey"]
 
 
-def _open(url: str, options) -> object:
-    return ReaderCache().get(url, READER, 0, 0, options)
-
-
-def _bioio(url: str, options, timepoints, region) -> np.ndarray:
-    """bioio's own read over s3fs: its lazy T, C, Z, Y, X array, indexed, computed."""
-    from bioio import BioImage
-
-    image = BioImage(url, reader=READER, fs_kwargs=options)
-    lazy = image.get_image_dask_data("TCZYX")[list(timepoints)]
-    return np.asarray(lazy[(slice(None), slice(None)) + region].compute())
-
-
 @pytest.mark.parametrize("kind", ["v2", "v3", "sharded"])
 def test_pixels_equal_bioio(bucket, s3_endpoint, kind):
     options = {"key": "testing", "secret": SECRET, "client_kwargs": {"endpoint_url": s3_endpoint[1]}}
-    opened = _open(bucket[kind], options)
-    try:
-        native = opened.native()
-        assert isinstance(native, TensorStoreArray) and native.where.startswith(bucket[kind])
-        for timepoints, region in (([3], FULL), ([2, 0, 2], CROP)):
-            got = read_region(opened, "TCZYX", timepoints, None, region)
-            np.testing.assert_array_equal(got, _bioio(bucket[kind], options, timepoints, region))
-        out = np.zeros((1, 1, 3, 16, 20), dtype=np.float32)  # one channel, cast on write
-        read_region(opened, "TCZYX", [1], [1], CROP, out=out)
-        np.testing.assert_array_equal(out, _bioio(bucket[kind], options, [1], CROP)[:, 1:2].astype(np.float32))
-    finally:
-        opened.close()
+    assert_tensorstore_reads_equal_bioio(bucket[kind], options)
 
 
 @pytest.mark.parametrize("form", ["flat endpoint, environment keys", "per protocol"])
@@ -113,11 +86,11 @@ def test_each_form_of_options_reads_through_tensorstore(bucket, s3_endpoint, for
     options = {"flat endpoint, environment keys": {"endpoint_url": endpoint},
                "per protocol": {"s3": {"username": "testing", "password": SECRET, "endpoint_url": endpoint}},
                }[form]
-    opened = _open(bucket["v3"], options)
+    opened = open_remote(bucket["v3"], options)
     try:
         assert isinstance(opened.native(), TensorStoreArray)
         got = read_region(opened, "TCZYX", [0, 3], None, CROP)
-        np.testing.assert_array_equal(got, _bioio(bucket["v3"], options.get("s3", options), [0, 3], CROP))
+        np.testing.assert_array_equal(got, bioio_read(bucket["v3"], options.get("s3", options), [0, 3], CROP))
     finally:
         opened.close()
 
@@ -131,16 +104,16 @@ def test_tensorstore_signs_with_the_users_key_only(bucket, s3_endpoint, iam_key,
     user, key = iam_key
     endpoint, url = s3_endpoint[1], bucket["sharded"]
     given = {"key": key["AccessKeyId"], "secret": key["SecretAccessKey"], "endpoint_url": endpoint}
-    expected = _bioio(url, given, [1], CROP)  # before signatures are checked
+    expected = bioio_read(url, given, [1], CROP)  # before signatures are checked
     with enable_iam_authentication():
-        opened = _open(url, given)  # the environment holds moto's dummy key, refused by IAM
+        opened = open_remote(url, given)  # the environment holds moto's dummy key, refused by IAM
         assert isinstance(opened.native(), TensorStoreArray)
         np.testing.assert_array_equal(read_region(opened, "TCZYX", [1], None, CROP), expected)
 
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])  # a valid key the user did not give
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
         with pytest.raises(tp.ImageReadError, match="access denied"):
-            _open(url, {**given, "secret": "wrong-secret"})
+            open_remote(url, {**given, "secret": "wrong-secret"})
 
         import boto3
 
@@ -223,12 +196,12 @@ def test_refused_options_still_read_with_zarr(bucket, s3_endpoint, refusal, tmp_
         monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
         monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
         options["skip_instance_cache"] = True  # a fresh s3fs, resolving the process's key
-    opened = _open(bucket["v2"], options)
+    opened = open_remote(bucket["v2"], options)
     try:
         native = opened.native()
         assert type(native).__name__ == "NativeArray"
         np.testing.assert_array_equal(read_region(opened, "TCZYX", [3, 1], None, CROP),
-                                      _bioio(bucket["v2"], options, [3, 1], CROP))
+                                      bioio_read(bucket["v2"], options, [3, 1], CROP))
     finally:
         opened.close()
 
