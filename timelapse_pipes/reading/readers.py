@@ -241,6 +241,7 @@ class ReleasingReaders:
         finally:
             self.readers.release()
 
+
 def open_image(path: str, reader_class: type, scene_index: int = 0, level: int = 0,
                fs_kwargs: Mapping[str, Any] | None = None,
                reader_kwargs: Mapping[str, Any] | None = None, stage_dir: str | None = None,

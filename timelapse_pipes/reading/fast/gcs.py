@@ -33,7 +33,7 @@ import threading
 from typing import Any, Mapping, MutableMapping
 
 from .google_auth import check_token, process_identity
-from .object_store import Unmapped
+from .object_store import Unmapped, refuse_unknown
 
 __all__ = ["DEFAULT_ENDPOINT", "ENDPOINT_VARIABLE", "EndpointClaim", "gcs_endpoint", "gcs_kvstore"]
 
@@ -120,9 +120,7 @@ def gcs_endpoint(options: Mapping[str, Any], environ: Mapping[str, str]) -> str:
 
 
 def _check_keys(options: Mapping[str, Any]) -> None:
-    unknown = sorted(set(options) - _INERT - _MAPPED)
-    if unknown:
-        raise Unmapped(f"storage option {unknown[0]!r} has no tensorstore equivalent")
+    refuse_unknown(options, _INERT | _MAPPED)
     if options.get("version_aware"):
         raise Unmapped("version_aware=True has no tensorstore equivalent")
     if options.get("session_kwargs"):

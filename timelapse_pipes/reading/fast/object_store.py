@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
-__all__ = ["Unmapped", "remote_location", "s3_kvstore"]
+__all__ = ["Unmapped", "refuse_unknown", "remote_location", "s3_kvstore"]
 
 # s3fs options that change nothing about which bytes are read, or with which credentials
 _INERT = frozenset({"asynchronous", "loop", "skip_instance_cache", "use_listings_cache", "listings_expiry_time",
@@ -85,16 +85,17 @@ def s3_kvstore(url: str, options: Mapping[str, Any]) -> dict[str, Any]:
     return spec
 
 
-def _check_keys(options: Mapping[str, Any]) -> None:
-    unknown = sorted(set(options) - _INERT - _MAPPED)
+def refuse_unknown(given: Iterable[str], known: frozenset[str], what: str = "storage option") -> None:
+    """Raise :class:`Unmapped` naming the first of ``given`` (in sorted order) not in ``known``."""
+    unknown = sorted(set(given) - known)
     if unknown:
-        raise Unmapped(f"storage option {unknown[0]!r} has no tensorstore equivalent")
-    client_unknown = sorted(set(options.get("client_kwargs") or {}) - _CLIENT_MAPPED)
-    if client_unknown:
-        raise Unmapped(f"client_kwargs {client_unknown[0]!r} has no tensorstore equivalent")
-    config_unknown = sorted(set(options.get("config_kwargs") or {}) - _CONFIG_INERT)
-    if config_unknown:
-        raise Unmapped(f"config_kwargs {config_unknown[0]!r} has no tensorstore equivalent")
+        raise Unmapped(f"{what} {unknown[0]!r} has no tensorstore equivalent")
+
+
+def _check_keys(options: Mapping[str, Any]) -> None:
+    refuse_unknown(options, _INERT | _MAPPED)
+    refuse_unknown(options.get("client_kwargs") or {}, _CLIENT_MAPPED, "client_kwargs")
+    refuse_unknown(options.get("config_kwargs") or {}, _CONFIG_INERT, "config_kwargs")
     if options.get("session") is not None:
         raise Unmapped("an injected botocore session cannot be handed to tensorstore")
     if options.get("s3_additional_kwargs"):
